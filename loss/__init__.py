@@ -1,0 +1,1 @@
+"""Losses of the talking-head model: content (VGG19 + VGGFace), adversarial, match."""

@@ -1,0 +1,156 @@
+"""Content loss L_CNT: L1 between VGG19 and VGGFace activations of real and generated frames.
+
+Each network sees its input the way it was trained (SPEC section 3, mistake 1): torchvision
+VGG19 takes RGB in [0, 1] normalised with ImageNet mean/std; Caffe VGGFace takes BGR in
+0..255 with its mean pixel subtracted. Both are frozen and stay in eval mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import VGG19_Weights, vgg19
+
+from loss.vggface import PerceptualWeightsError, load_vggface_features, vggface_features
+from params.config import LossConfig
+
+log = logging.getLogger(__name__)
+
+# Indices into `features` of the ReLU after conv1_1, conv2_1, conv3_1, conv4_1, conv5_1.
+VGG19_LAYERS = (1, 6, 11, 20, 29)
+VGGFACE_LAYERS = (1, 6, 11, 18, 25)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+VGGFACE_MEAN_BGR = (93.5940, 104.7624, 129.1863)
+
+
+def to_unit_range(image: torch.Tensor, output_activation: str) -> torch.Tensor:
+    """Generator-range images ([-1, 1] for tanh, [0, 1] for sigmoid) -> [0, 1]."""
+    return (image + 1) / 2 if output_activation == "tanh" else image
+
+
+def imagenet_preprocess(rgb01: torch.Tensor) -> torch.Tensor:
+    mean = rgb01.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = rgb01.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (rgb01 - mean) / std
+
+
+def caffe_vggface_preprocess(rgb01: torch.Tensor) -> torch.Tensor:
+    bgr = rgb01.flip(1) * 255
+    return bgr - bgr.new_tensor(VGGFACE_MEAN_BGR).view(1, 3, 1, 1)
+
+
+def load_vgg19_features(path: str | Path | None) -> nn.Sequential:
+    """torchvision VGG19 ImageNet `features`, from a file or torchvision's cache."""
+    model = vgg19(weights=None)
+    if path is not None:
+        if not Path(path).is_file():
+            raise PerceptualWeightsError(f"loss.vgg19_weights: no such file: {path}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        try:  # torchvision's cache, downloaded there when online
+            state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        except Exception as error:
+            raise PerceptualWeightsError(
+                "VGG19 ImageNet weights are not available offline and could not be downloaded "
+                f"({type(error).__name__}). Download torchvision's vgg19-dcbb9e9d.pth and pass "
+                "--set loss.vgg19_weights=/path/to/vgg19-dcbb9e9d.pth"
+            ) from error
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise PerceptualWeightsError(
+            f"loss.vgg19_weights: {path} is not a torchvision VGG19 state dict: {error}"
+        ) from error
+    return model.features
+
+
+class FrozenFeatures(nn.Module):
+    """A frozen VGG trunk that returns the activations at the given `features` indices."""
+
+    def __init__(
+        self,
+        features: nn.Sequential,
+        layers: Sequence[int],
+        preprocess: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
+        super().__init__()
+        self.features = features[: max(layers) + 1]
+        for module in self.features:
+            if isinstance(module, nn.ReLU):
+                module.inplace = False  # the captured activations must not be overwritten
+        self.layers = set(layers)
+        self.preprocess = preprocess
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> FrozenFeatures:
+        return super().train(False)  # always eval, whatever the caller's mode
+
+    def forward(self, rgb01: torch.Tensor) -> list[torch.Tensor]:
+        h = self.preprocess(rgb01)
+        activations = []
+        for index, module in enumerate(self.features):
+            h = module(h)
+            if index in self.layers:
+                activations.append(h)
+        return activations
+
+
+def _layer_l1(
+    fake: list[torch.Tensor], real: list[torch.Tensor], weights: Sequence[float]
+) -> torch.Tensor:
+    return sum(w * F.l1_loss(f, r) for w, f, r in zip(weights, fake, real, strict=True))
+
+
+class ContentLoss(nn.Module):
+    """Weighted L1 over VGG19 and VGGFace activations; returns each term separately."""
+
+    def __init__(self, config: LossConfig, output_activation: str) -> None:
+        super().__init__()
+        if config.random_perceptual_networks:
+            message = (
+                "loss.random_perceptual_networks is on: VGG19 and VGGFace are RANDOM; the "
+                "content loss is meaningless (tests and smoke runs only)"
+            )
+            warnings.warn(message, stacklevel=2)
+            log.warning(message)
+            vgg19_trunk, vggface_trunk = vgg19(weights=None).features, vggface_features()
+        else:
+            vgg19_trunk = load_vgg19_features(config.vgg19_weights)
+            vggface_trunk = load_vggface_features(config.vggface_weights)
+        for name, weights in (
+            ("vgg19_layer_weights", config.vgg19_layer_weights),
+            ("vggface_layer_weights", config.vggface_layer_weights),
+        ):
+            if len(weights) != 5:
+                raise ValueError(f"loss.{name} needs 5 values, got {len(weights)}")
+        self.vgg19 = FrozenFeatures(vgg19_trunk, VGG19_LAYERS, imagenet_preprocess)
+        self.vggface = FrozenFeatures(vggface_trunk, VGGFACE_LAYERS, caffe_vggface_preprocess)
+        self.config = config
+        self.output_activation = output_activation
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted 'vgg19' and 'vggface' terms for generator-range images."""
+        fake01 = to_unit_range(fake, self.output_activation)
+        real01 = to_unit_range(real, self.output_activation)
+        terms = {}
+        for name, network, weight, layer_weights in (
+            ("vgg19", self.vgg19, self.config.vgg19_weight, self.config.vgg19_layer_weights),
+            (
+                "vggface",
+                self.vggface,
+                self.config.vggface_weight,
+                self.config.vggface_layer_weights,
+            ),
+        ):
+            with torch.no_grad():
+                real_features = network(real01)
+            terms[name] = weight * _layer_l1(network(fake01), real_features, layer_weights)
+        return terms

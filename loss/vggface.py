@@ -1,0 +1,73 @@
+"""VGGFace (Parkhi et al. 2015): a VGG16 trained for face recognition, as a PyTorch module.
+
+The original weights are a Caffe model; ``python -m loss.convert_vggface`` turns them into
+a state dict with torchvision's VGG16 key names, which is what this module loads.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import vgg16
+
+# Positions of the 13 convolutions in VGG16's `features` and of the 3 linear layers
+# (fc6, fc7, fc8) in its `classifier`.
+VGGFACE_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+VGGFACE_LINEAR_INDICES = (0, 3, 6)
+VGGFACE_CLASSES = 2622
+_CAFFE_CONV_NAME = re.compile(r"^conv(\d)_(\d)\.(weight|bias)$")
+
+
+class PerceptualWeightsError(FileNotFoundError):
+    """A perceptual network's weights are missing or do not fit; says which option to set."""
+
+
+def vggface_features() -> nn.Sequential:
+    """VGG16's convolutional part, randomly initialised."""
+    return vgg16(weights=None, num_classes=VGGFACE_CLASSES).features
+
+
+def _features_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys of `features` from a state dict in torchvision form or in Caffe layer names."""
+    if any(key.startswith("features.") for key in state):
+        prefix = "features."
+        return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    caffe_order = sorted(
+        {m.group(1, 2) for key in state if (m := _CAFFE_CONV_NAME.match(key))},
+        key=lambda pair: (int(pair[0]), int(pair[1])),
+    )
+    if len(caffe_order) != len(VGGFACE_CONV_INDICES):
+        raise KeyError(f"expected 13 convolutions named convX_Y, found {len(caffe_order)}")
+    result = {}
+    for index, (block, conv) in zip(VGGFACE_CONV_INDICES, caffe_order, strict=True):
+        for kind in ("weight", "bias"):
+            result[f"{index}.{kind}"] = state[f"conv{block}_{conv}.{kind}"]
+    return result
+
+
+def load_vggface_features(path: str | Path | None) -> nn.Sequential:
+    """VGGFace's convolutional part with weights from a converted state dict."""
+    if path is None:
+        raise PerceptualWeightsError(
+            "VGGFace weights are not set: convert VGG_FACE.caffemodel with "
+            "`python -m loss.convert_vggface --caffemodel VGG_FACE.caffemodel --out vggface.pth` "
+            "and pass --set loss.vggface_weights=vggface.pth"
+        )
+    path = Path(path)
+    if not path.is_file():
+        raise PerceptualWeightsError(
+            f"loss.vggface_weights: no such file: {path} "
+            "(make it with `python -m loss.convert_vggface`)"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    features = vggface_features()
+    try:
+        features.load_state_dict(_features_state(state))
+    except (RuntimeError, KeyError) as error:
+        raise PerceptualWeightsError(
+            f"loss.vggface_weights: {path} is not a VGGFace (VGG16) state dict: {error}"
+        ) from error
+    return features

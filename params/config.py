@@ -1,0 +1,225 @@
+"""One configuration system for every script: typed dataclasses, YAML files, CLI overrides.
+
+A run's configuration is a YAML file from ``params/`` (``default.yaml`` is the paper at
+256 px, ``tiny.yaml`` the small model the tests use) plus ``--set section.field=value``
+overrides. Unknown keys and ill-typed values are errors that name the key, so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of embedder, generator and discriminator (SPEC section 2)."""
+
+    image_size: int = 256
+    # Channels after the first downsampling block; each further halving of the resolution
+    # doubles them, up to max_channels.
+    base_channels: int = 64
+    max_channels: int = 512
+    # Width of the embedding e and of the discriminator's V, W, w_0 (paper: 512).
+    embedding_dim: int = 512
+    # Embedder and discriminator downsample to this resolution before sum pooling.
+    encoder_final_resolution: int = 4
+    # The generator downsamples to this resolution, runs its bottleneck blocks there,
+    # then upsamples back to image_size.
+    generator_bottleneck_resolution: int = 16
+    generator_bottleneck_blocks: int = 5
+    # Self-attention placement (resolutions; 0 disables one).
+    encoder_attention_resolution: int = 32
+    generator_down_attention_resolution: int = 32
+    generator_up_attention_resolution: int = 64
+    upsample_mode: str = "nearest"  # 'nearest' | 'bilinear'
+    # 'tanh' gives [-1, 1], 'sigmoid' gives [0, 1]; dataset images use the same range.
+    output_activation: str = "tanh"
+
+
+@dataclass
+class LossConfig:
+    """Loss weights and the perceptual networks (SPEC section 3)."""
+
+    vgg19_weight: float = 1.5e-1
+    vggface_weight: float = 2.5e-2
+    feature_matching_weight: float = 10.0
+    match_weight: float = 10.0
+    # Weight of each of the five content layers, shallow to deep.
+    vgg19_layer_weights: list[float] = field(default_factory=lambda: [1.0] * 5)
+    vggface_layer_weights: list[float] = field(default_factory=lambda: [1.0] * 5)
+    # Whether W_i also receives the match loss gradient (besides the hinge loss).
+    match_loss_updates_w: bool = True
+    # torchvision VGG19 ImageNet state dict; null = torchvision's cache (downloaded when online).
+    vgg19_weights: str | None = None
+    # VGGFace state dict written by `python -m loss.convert_vggface`.
+    vggface_weights: str | None = None
+    # Randomly initialised VGG19/VGGFace: only for tests and smoke runs, never for training.
+    random_perceptual_networks: bool = False
+
+
+@dataclass
+class OptimConfig:
+    """Adam settings; two discriminator steps per generator step (TTUR)."""
+
+    lr_generator: float = 5e-5
+    lr_discriminator: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.0, 0.999])
+    discriminator_steps: int = 2
+
+
+@dataclass
+class DataConfig:
+    """Preprocessed data and episode sampling (SPEC sections 1 and 3)."""
+
+    store: str = "data/store"
+    # Frames sampled per video, evenly spaced across all of its clips.
+    frames_per_video: int = 32
+    k_shot: int = 8
+    detector: str = "dlib"  # 'dlib' | 'fan'
+    batch_size: int = 8
+    num_workers: int = 4
+    # The one face crop (dataset/face.py): square around the landmarks' bounding box, each side
+    # widened by crop_margin times the box side, centre moved up by crop_shift_up times the crop
+    # side (forehead), resized to model.image_size.
+    crop_margin: float = 0.25
+    crop_shift_up: float = 0.1
+    # JPEG quality of the frames in the store (OpenCV scale, 0-100).
+    jpeg_quality: int = 95
+    # A video is skipped when fewer sampled frames than this have a face (an episode needs
+    # k_shot + 1 distinct frames).
+    min_face_frames: int = 9
+    # Fraction of identities (not videos) held out for validation, chosen by a hash of the name.
+    validation_fraction: float = 0.02
+    # Probability of a horizontal flip per episode (same flip for all K + 1 frames); 0 = off.
+    flip_probability: float = 0.5
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    seed: int = 0
+    device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not fit the dataclasses."""
+
+
+def _check_value(value: Any, annotation: Any, key: str) -> Any:
+    """Return value converted to annotation's type, or raise ConfigError naming key."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_value(value, option, key)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError("; ".join(errors))
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_type,) = typing.get_args(annotation)
+        return [_check_value(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is float and isinstance(value, str):
+        try:  # YAML reads '5e-5' (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if annotation in (int, float, str, bool):
+        if type(value) is not annotation:
+            raise ConfigError(f"{key}: expected {annotation.__name__}, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported annotation {annotation!r}")
+
+
+def _merge(instance: Any, values: dict[str, Any], prefix: str) -> None:
+    """Set the fields of a dataclass instance from a nested dict, in place."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(type(instance))
+    names = {f.name for f in dataclasses.fields(instance)}
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if name not in names:
+            raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(names))})")
+        current = getattr(instance, name)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, f"{key}.")
+        else:
+            setattr(instance, name, _check_value(value, hints[name], key))
+
+
+def apply_override(config: Config, override: str) -> None:
+    """Apply one 'section.field=value' override; the value is parsed as YAML."""
+    if "=" not in override:
+        raise ConfigError(f"override '{override}' is not of the form section.field=value")
+    dotted, raw = override.split("=", 1)
+    value = yaml.safe_load(raw)
+    for part in reversed(dotted.strip().split(".")):
+        value = {part: value}
+    _merge(config, value, "")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then the YAML file (if any), then the overrides, in that order."""
+    config = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        with path.open() as handle:
+            _merge(config, yaml.safe_load(handle) or {}, "")
+    for override in overrides or []:
+        apply_override(config, override)
+    return config
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """The --config and --set options that every script shares."""
+    parser.add_argument(
+        "--config",
+        default=default or str(PARAMS_DIR / "default.yaml"),
+        help="YAML file from params/ (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config field, e.g. --set model.image_size=128 (repeatable)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return load_config(args.config, args.overrides)
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -1,0 +1,69 @@
+import argparse
+
+import pytest
+
+from params.config import (
+    PARAMS_DIR,
+    ConfigError,
+    add_config_arguments,
+    config_from_args,
+    load_config,
+    save_config,
+)
+
+
+def test_default_yaml_is_the_paper_configuration():
+    config = load_config(PARAMS_DIR / "default.yaml")
+    assert config.model.image_size == 256
+    assert config.model.embedding_dim == 512
+    assert config.loss.vgg19_weight == pytest.approx(0.15)
+    assert config.loss.vggface_weight == pytest.approx(0.025)
+    assert config.loss.feature_matching_weight == 10 and config.loss.match_weight == 10
+    assert config.optim.lr_generator == pytest.approx(5e-5)
+    assert config.optim.lr_discriminator == pytest.approx(2e-4)
+    assert config.data.k_shot == 8
+    assert not config.loss.random_perceptual_networks
+
+
+def test_overrides_are_typed_and_applied_after_the_file():
+    config = load_config(
+        PARAMS_DIR / "tiny.yaml",
+        ["model.image_size=128", "loss.vgg19_weight=1e-2", "loss.vgg19_weights=/w/vgg19.pth"],
+    )
+    assert config.model.image_size == 128
+    assert config.loss.vgg19_weight == pytest.approx(1e-2)
+    assert config.loss.vgg19_weights == "/w/vgg19.pth"
+    assert config.model.base_channels == 8  # from tiny.yaml, untouched
+
+
+def test_unknown_key_is_an_error_that_names_it(tmp_path):
+    with pytest.raises(ConfigError, match="model.imagesize"):
+        load_config(None, ["model.imagesize=64"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("loss:\n  vgg_weight: 1.0\n")
+    with pytest.raises(ConfigError, match="loss.vgg_weight"):
+        load_config(bad)
+
+
+def test_wrong_types_are_errors():
+    with pytest.raises(ConfigError, match="model.image_size"):
+        load_config(None, ["model.image_size=big"])
+    with pytest.raises(ConfigError, match="loss.vgg19_layer_weights"):
+        load_config(None, ["loss.vgg19_layer_weights=3"])
+    with pytest.raises(ConfigError, match="form"):
+        load_config(None, ["model.image_size"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("no/such/file.yaml")
+
+
+def test_cli_arguments_and_save_round_trip(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    args = parser.parse_args(
+        ["--config", str(PARAMS_DIR / "tiny.yaml"), "--set", "optim.betas=[0.5, 0.9]"]
+    )
+    config = config_from_args(args)
+    assert config.optim.betas == [0.5, 0.9]
+    saved = tmp_path / "run.yaml"
+    save_config(config, saved)
+    assert load_config(saved) == config

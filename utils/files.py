@@ -1,0 +1,33 @@
+"""Atomic file writes: a crash mid-write never leaves a half file under the final name."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call write(temp_path), then rename the temp file onto path (same folder, same disk)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    atomic_write(path, lambda temp: Path(temp).write_bytes(data))
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """torch.save through a temp file."""
+    atomic_write(path, lambda temp: torch.save(obj, temp))
