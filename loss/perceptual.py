@@ -15,9 +15,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import VGG19_Weights, vgg19
+from torchvision.models import VGG19_Weights
 
-from loss.vggface import PerceptualWeightsError, load_vggface_features, vggface_features
+from loss.vggface import (
+    PerceptualWeightsError,
+    features_state,
+    load_vggface_features,
+    vgg_features,
+)
 from params.config import LossConfig
 
 log = logging.getLogger(__name__)
@@ -48,7 +53,7 @@ def caffe_vggface_preprocess(rgb01: torch.Tensor) -> torch.Tensor:
 
 def load_vgg19_features(path: str | Path | None) -> nn.Sequential:
     """torchvision VGG19 ImageNet `features`, from a file or torchvision's cache."""
-    model = vgg19(weights=None)
+    features = vgg_features(19)
     if path is not None:
         if not Path(path).is_file():
             raise PerceptualWeightsError(f"loss.vgg19_weights: no such file: {path}")
@@ -63,12 +68,12 @@ def load_vgg19_features(path: str | Path | None) -> nn.Sequential:
                 "--set loss.vgg19_weights=/path/to/vgg19-dcbb9e9d.pth"
             ) from error
     try:
-        model.load_state_dict(state)
+        features.load_state_dict(features_state(state))
     except RuntimeError as error:
         raise PerceptualWeightsError(
             f"loss.vgg19_weights: {path} is not a torchvision VGG19 state dict: {error}"
         ) from error
-    return model.features
+    return features
 
 
 class FrozenFeatures(nn.Module):
@@ -121,7 +126,7 @@ class ContentLoss(nn.Module):
             )
             warnings.warn(message, stacklevel=2)
             log.warning(message)
-            vgg19_trunk, vggface_trunk = vgg19(weights=None).features, vggface_features()
+            vgg19_trunk, vggface_trunk = vgg_features(19), vgg_features(16)
         else:
             vgg19_trunk = load_vgg19_features(config.vgg19_weights)
             vggface_trunk = load_vggface_features(config.vggface_weights)

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import vgg16
+from torchvision.models.vgg import cfgs, make_layers
 
 # Positions of the 13 convolutions in VGG16's `features` and of the 3 linear layers
 # (fc6, fc7, fc8) in its `classifier`.
 VGGFACE_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 VGGFACE_LINEAR_INDICES = (0, 3, 6)
-VGGFACE_CLASSES = 2622
 _CAFFE_CONV_NAME = re.compile(r"^conv(\d)_(\d)\.(weight|bias)$")
 
 
@@ -25,16 +24,24 @@ class PerceptualWeightsError(FileNotFoundError):
     """A perceptual network's weights are missing or do not fit; says which option to set."""
 
 
-def vggface_features() -> nn.Sequential:
-    """VGG16's convolutional part, randomly initialised."""
-    return vgg16(weights=None, num_classes=VGGFACE_CLASSES).features
+def vgg_features(depth: int) -> nn.Sequential:
+    """torchvision's VGG16 or VGG19 `features` alone, randomly initialised.
+
+    Building only the convolutional part skips the 120M-parameter classifier.
+    """
+    return make_layers(cfgs[{16: "D", 19: "E"}[depth]])
+
+
+def features_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The `features.*` entries of a full VGG state dict, without the prefix."""
+    prefix = "features."
+    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _features_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Keys of `features` from a state dict in torchvision form or in Caffe layer names."""
     if any(key.startswith("features.") for key in state):
-        prefix = "features."
-        return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+        return features_state(state)
     caffe_order = sorted(
         {m.group(1, 2) for key in state if (m := _CAFFE_CONV_NAME.match(key))},
         key=lambda pair: (int(pair[0]), int(pair[1])),
@@ -63,7 +70,7 @@ def load_vggface_features(path: str | Path | None) -> nn.Sequential:
             "(make it with `python -m loss.convert_vggface`)"
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
-    features = vggface_features()
+    features = vgg_features(16)
     try:
         features.load_state_dict(_features_state(state))
     except (RuntimeError, KeyError) as error:

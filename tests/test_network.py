@@ -129,7 +129,7 @@ def test_paper_config_forward_pass():
     with torch.no_grad():
         e_hat = embedder(frames, landmarks)
         fake = generator(landmarks[:, 0], e_hat)
-        scores, activations = discriminator(fake, landmarks[:, 0], torch.tensor([1]))
+        scores, _ = discriminator(fake, landmarks[:, 0], torch.tensor([1]))
     assert e_hat.shape == (1, 512)
     assert fake.shape == (1, 3, 256, 256)
     assert scores.shape == (1,) and torch.isfinite(scores).all()

@@ -1,0 +1,186 @@
+import pytest
+import torch
+import torchvision
+
+from loss.adversarial import discriminator_hinge_loss, feature_matching_loss
+from loss.objectives import discriminator_side_loss, generator_side_loss
+from loss.perceptual import (
+    ContentLoss,
+    PerceptualWeightsError,
+    caffe_vggface_preprocess,
+    imagenet_preprocess,
+    load_vgg19_features,
+)
+from loss.vggface import vgg_features
+from network import Discriminator, Embedder, Generator
+
+BATCH_VIDEOS = [1, 3]
+NUM_VIDEOS = 5
+
+
+@pytest.fixture
+def setup(tiny_config):
+    model = tiny_config.model
+    networks = {
+        "embedder": Embedder(model),
+        "generator": Generator(model),
+        "discriminator": Discriminator(model, NUM_VIDEOS),
+    }
+    with pytest.warns(UserWarning, match="RANDOM"):
+        content = ContentLoss(tiny_config.loss, model.output_activation)
+    size = model.image_size
+    frames = torch.rand(2, 2, 3, size, size) * 2 - 1
+    landmarks = torch.rand(2, 2, 3, size, size) * 2 - 1
+    target, target_landmarks = torch.rand(2, 3, size, size) * 2 - 1, torch.rand(2, 3, size, size)
+    return tiny_config, networks, content, (frames, landmarks, target, target_landmarks)
+
+
+def generator_terms(setup):
+    config, nets, content, (frames, landmarks, target, target_landmarks) = setup
+    e_hat = nets["embedder"](frames, landmarks)
+    fake = nets["generator"](target_landmarks, e_hat)
+    index = torch.tensor(BATCH_VIDEOS)
+    terms = generator_side_loss(
+        config.loss, content, nets["discriminator"], fake, target, target_landmarks, index, e_hat
+    )
+    return terms, fake
+
+
+def grads(module):
+    return {name: p.grad for name, p in module.named_parameters()}
+
+
+def assert_all_have_grad(module):
+    missing = [name for name, g in grads(module).items() if g is None]
+    assert not missing, f"no gradient for {missing}"
+
+
+def assert_no_grad(module):
+    leaked = [name for name, g in grads(module).items() if g is not None]
+    assert not leaked, f"unexpected gradient for {leaked}"
+
+
+def assert_w_rows(discriminator):
+    changed = discriminator.W.grad.abs().sum(dim=1).nonzero().flatten().tolist()
+    assert changed == BATCH_VIDEOS
+
+
+@pytest.mark.parametrize("term", ["vgg19", "vggface", "adversarial", "feature_matching"])
+def test_content_and_adversarial_terms_reach_e_g_p_and_not_d(setup, term):
+    _, nets, _, _ = setup
+    terms, _ = generator_terms(setup)
+    terms[term].backward()
+    assert_all_have_grad(nets["embedder"])
+    assert_all_have_grad(nets["generator"])  # P (generator.projection) included
+    assert nets["generator"].projection.parametrizations.weight.original.grad.abs().sum() > 0
+    assert_no_grad(nets["discriminator"])
+
+
+@pytest.mark.parametrize("updates_w", [True, False])
+def test_match_loss_reaches_e_and_only_the_batch_columns_of_w(setup, updates_w):
+    config, nets, _, _ = setup
+    config.loss.match_loss_updates_w = updates_w
+    terms, _ = generator_terms(setup)
+    terms["match"].backward()
+    assert_all_have_grad(nets["embedder"])
+    assert_no_grad(nets["generator"])
+    d_grads = {name: g for name, g in grads(nets["discriminator"]).items() if g is not None}
+    if updates_w:
+        assert set(d_grads) == {"W"}
+        assert_w_rows(nets["discriminator"])
+    else:
+        assert not d_grads
+
+
+def test_hinge_loss_reaches_d_trunk_w0_b_and_batch_columns_only(setup):
+    _, nets, _, (_, _, target, target_landmarks) = setup
+    _, fake = generator_terms(setup)
+    for net in nets.values():
+        net.zero_grad(set_to_none=True)
+    loss = discriminator_side_loss(
+        nets["discriminator"], fake, target, target_landmarks, torch.tensor(BATCH_VIDEOS)
+    )
+    loss["total"].backward()
+    assert_no_grad(nets["embedder"])
+    assert_no_grad(nets["generator"])
+    discriminator = nets["discriminator"]
+    assert_all_have_grad(discriminator)
+    assert discriminator.w_0.grad.abs().sum() > 0
+    assert_w_rows(discriminator)
+
+
+def test_generator_side_total_is_the_sum_of_logged_terms(setup):
+    terms, _ = generator_terms(setup)
+    parts = ["vgg19", "vggface", "adversarial", "feature_matching", "match"]
+    assert set(terms) == {*parts, "total"}
+    assert torch.allclose(terms["total"], sum(terms[p] for p in parts))
+
+
+def test_hinge_loss_values():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    # real: max(0, 1-2)=0, max(0, 1-0.5)=0.5 -> 0.25; fake: 0, 1 -> 0.5
+    assert discriminator_hinge_loss(real, fake).item() == pytest.approx(0.75)
+
+
+def test_feature_matching_is_zero_for_equal_activations():
+    acts = [torch.randn(2, 4, 8, 8), torch.randn(2, 8, 4, 4)]
+    assert feature_matching_loss(acts, acts).item() == 0
+    shifted = [a + 1 for a in acts]
+    assert feature_matching_loss(shifted, acts).item() == pytest.approx(2.0)
+
+
+def test_content_loss_is_zero_for_identical_images_and_grows_with_perturbation(tiny_config):
+    with pytest.warns(UserWarning):
+        content = ContentLoss(tiny_config.loss, "tanh")
+    real = torch.rand(2, 3, 64, 64) * 2 - 1
+    same = content(real, real.clone())
+    assert same["vgg19"].item() == 0 and same["vggface"].item() == 0
+    noise = torch.randn_like(real)
+    small = content((real + 0.05 * noise).clamp(-1, 1), real)
+    large = content((real + 0.5 * noise).clamp(-1, 1), real)
+    for name in ("vgg19", "vggface"):
+        assert 0 < small[name].item() < large[name].item()
+
+
+def test_perceptual_networks_are_frozen_and_stay_in_eval(tiny_config):
+    with pytest.warns(UserWarning):
+        content = ContentLoss(tiny_config.loss, "tanh")
+    content.train()
+    assert not content.vgg19.training and not content.vggface.training
+    assert not any(p.requires_grad for p in content.parameters())
+
+
+def test_each_vgg_sees_its_own_input_convention():
+    red = torch.zeros(1, 3, 1, 1)
+    red[0, 0] = 1.0  # pure red, RGB in [0, 1]
+    caffe = caffe_vggface_preprocess(red).flatten().tolist()
+    # BGR order, 0..255, mean pixel (B, G, R) subtracted: red lands in the last channel.
+    assert caffe == pytest.approx([-93.5940, -104.7624, 255 - 129.1863], abs=1e-4)
+    imagenet = imagenet_preprocess(red).flatten().tolist()
+    assert imagenet == pytest.approx(
+        [(1 - 0.485) / 0.229, -0.456 / 0.224, -0.406 / 0.225], abs=1e-5
+    )
+
+
+def test_missing_vgg19_weights_name_the_option(tmp_path, monkeypatch):
+    with pytest.raises(PerceptualWeightsError, match="loss.vgg19_weights"):
+        load_vgg19_features(tmp_path / "missing.pth")
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    with pytest.raises(PerceptualWeightsError, match="loss.vgg19_weights"):
+        load_vgg19_features(None)
+
+
+def test_vgg19_loads_a_torchvision_state_dict_file(tmp_path):
+    trunk = vgg_features(19)  # torchvision's file also holds the classifier: ignored
+    path = tmp_path / "vgg19.pth"
+    state = {f"features.{k}": v for k, v in trunk.state_dict().items()}
+    torch.save({**state, "classifier.0.weight": torch.zeros(2, 2)}, path)
+    features = load_vgg19_features(path)
+    assert torch.equal(features[34].weight, trunk[34].weight)
+    torch.save({"nothing": torch.zeros(1)}, path)
+    with pytest.raises(PerceptualWeightsError, match="not a torchvision VGG19"):
+        load_vgg19_features(path)
