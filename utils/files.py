@@ -14,7 +14,10 @@ def atomic_write(path: str | Path, write) -> None:
     """Call write(temp_path), then rename the temp file onto path (same folder, same disk)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The temp name keeps the suffix: writers such as cv2.imwrite pick the format by it.
+    fd, temp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     try:
         write(temp)

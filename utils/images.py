@@ -1,0 +1,34 @@
+"""Saving pictures: image grids for demos and training samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from utils.files import atomic_write
+
+
+def image_grid(rows: list[list[np.ndarray]]) -> np.ndarray:
+    """RGB uint8 tiles of one size -> one picture, rows top to bottom."""
+    return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+
+
+def save_image(image: np.ndarray, path: str | Path) -> None:
+    """Write an RGB uint8 picture atomically; the format follows the suffix."""
+
+    def write(temp: str) -> None:
+        if not cv2.imwrite(temp, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"could not write image {path}")
+
+    atomic_write(path, write)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as RGB uint8; a clear error for a missing or unreadable file."""
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if image is None:
+        raise OSError(f"cannot read image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
