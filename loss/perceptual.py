@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import VGG19_Weights
 
+from dataset.value_range import value_range
 from loss.vggface import (
     PerceptualWeightsError,
     features_state,
@@ -37,7 +38,8 @@ VGGFACE_MEAN_BGR = (93.5940, 104.7624, 129.1863)
 
 def to_unit_range(image: torch.Tensor, output_activation: str) -> torch.Tensor:
     """Generator-range images ([-1, 1] for tanh, [0, 1] for sigmoid) -> [0, 1]."""
-    return (image + 1) / 2 if output_activation == "tanh" else image
+    low, high = value_range(output_activation)
+    return (image - low) / (high - low)
 
 
 def imagenet_preprocess(rgb01: torch.Tensor) -> torch.Tensor:
