@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = config_from_args(args)
     stats = model_stats(config, args.num_videos)
-    print(json.dumps(stats, indent=2) if args.json else format_table(stats, config.model.image_size))
+    table = format_table(stats, config.model.image_size)
+    print(json.dumps(stats, indent=2) if args.json else table)
     return 0
 
 

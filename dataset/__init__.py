@@ -1,0 +1,4 @@
+"""Data pipeline: video frames -> landmarks -> the one face crop -> record store -> K-shot episodes.
+
+See docs/DATA.md for the store layout and every choice the paper leaves open.
+"""

@@ -1,0 +1,212 @@
+"""The preprocessed store: one record file per video, a sharded folder tree and a manifest.
+
+Layout (docs/DATA.md)::
+
+    STORE/store.json                         crop and sampling settings the store was built with
+    STORE/manifest.json                      every record: key, path, identity, frame count
+    STORE/records/<bb>/<identity>/<video>.npz    bb = 2 hex digits of a hash of the identity
+    STORE/skipped/<shard>.tsv                videos that gave no record, with the reason
+
+256 buckets keep every folder small: VoxCeleb2 dev (5,994 identities, ~145k videos) puts
+about 23 identities in a bucket; a flat folder of a million one-video people about 4k.
+Every file is written to a temporary name in its folder and then renamed (atomic on POSIX), so
+a killed run never leaves half a record. Records are read whole by path, with no open handles
+kept, so DataLoader worker processes can read any record at any time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from params.config import Config
+from utils.files import atomic_write_bytes
+
+RECORDS_DIR = "records"
+MANIFEST_NAME = "manifest.json"
+SETTINGS_NAME = "store.json"
+SKIPPED_DIR = "skipped"
+RECORD_SUFFIX = ".npz"
+SPLITS = ("train", "validation", "all")
+
+
+class StoreError(RuntimeError):
+    """A store that is missing, damaged, or was built with other settings."""
+
+
+@dataclass
+class VideoRecord:
+    """One video's sampled frames, cropped, with landmarks in crop coordinates."""
+
+    identity: str
+    video: str
+    jpeg_frames: list[bytes]
+    landmarks: np.ndarray  # (N, 68, 2) float32, crop pixel coordinates
+    crop_matrices: np.ndarray  # (N, 2, 3) float64, source frame -> crop
+    clips: list[str]  # clip file names of the video
+    clip_indices: np.ndarray  # (N,) index into clips of each frame
+    frame_indices: np.ndarray  # (N,) frame number inside its clip
+
+    @property
+    def key(self) -> str:
+        return record_key(self.identity, self.video)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """What every record of a store shares; a run with other settings must use another store."""
+
+    image_size: int
+    crop_margin: float
+    crop_shift_up: float
+    frames_per_video: int
+    detector: str
+    jpeg_quality: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> StoreSettings:
+        data = config.data
+        return cls(
+            image_size=config.model.image_size,
+            crop_margin=data.crop_margin,
+            crop_shift_up=data.crop_shift_up,
+            frames_per_video=data.frames_per_video,
+            detector=data.detector,
+            jpeg_quality=data.jpeg_quality,
+        )
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    key: str
+    path: str  # relative to the store
+    identity: str
+    video: str
+    num_frames: int
+
+
+def record_key(identity: str, video: str) -> str:
+    return f"{identity}/{video}"
+
+
+def _bucket(identity: str) -> str:
+    return hashlib.sha1(identity.encode()).hexdigest()[:2]
+
+
+def record_path(store: Path, identity: str, video: str) -> Path:
+    return store / RECORDS_DIR / _bucket(identity) / identity / f"{video}{RECORD_SUFFIX}"
+
+
+def write_record(store: Path, record: VideoRecord) -> Path:
+    """Write one record atomically; returns its path."""
+    offsets = np.cumsum([0] + [len(frame) for frame in record.jpeg_frames], dtype=np.int64)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        identity=np.array(record.identity),
+        video=np.array(record.video),
+        jpeg=np.frombuffer(b"".join(record.jpeg_frames), np.uint8),
+        jpeg_offsets=offsets,
+        landmarks=record.landmarks.astype(np.float32),
+        crop_matrices=record.crop_matrices.astype(np.float64),
+        clips=np.array(record.clips, dtype=str),
+        clip_indices=record.clip_indices.astype(np.int32),
+        frame_indices=record.frame_indices.astype(np.int32),
+    )
+    path = record_path(store, record.identity, record.video)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def read_record(path: Path) -> VideoRecord:
+    """Read one record file whole (no handle stays open)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            jpeg, offsets = data["jpeg"], data["jpeg_offsets"]
+            return VideoRecord(
+                identity=str(data["identity"]),
+                video=str(data["video"]),
+                jpeg_frames=[jpeg[a:b].tobytes() for a, b in itertools.pairwise(offsets)],
+                landmarks=data["landmarks"],
+                crop_matrices=data["crop_matrices"],
+                clips=[str(clip) for clip in data["clips"]],
+                clip_indices=data["clip_indices"],
+                frame_indices=data["frame_indices"],
+            )
+    except (OSError, KeyError, ValueError) as error:
+        raise StoreError(f"cannot read record {path}: {error}") from error
+
+
+def split_of(identity: str, validation_fraction: float) -> str:
+    """'train' or 'validation' by a stable hash of the identity: growing a store moves no one."""
+    position = int(hashlib.sha1(identity.encode()).hexdigest()[-8:], 16) / 0x1_0000_0000
+    return "validation" if position < validation_fraction else "train"
+
+
+def ensure_settings(store: Path, settings: StoreSettings) -> None:
+    """Record the settings of a new store, or check that an existing store has the same."""
+    path = store / SETTINGS_NAME
+    if not path.exists():
+        atomic_write_bytes(path, json.dumps(dataclasses.asdict(settings), indent=2).encode())
+        return
+    existing = read_settings(store)
+    if existing != settings:
+        differences = ", ".join(
+            f"{name}: store has {getattr(existing, name)!r}, run asks {value!r}"
+            for name, value in dataclasses.asdict(settings).items()
+            if getattr(existing, name) != value
+        )
+        raise StoreError(f"store {store} was built with other settings ({differences})")
+
+
+def read_settings(store: Path) -> StoreSettings:
+    path = store / SETTINGS_NAME
+    try:
+        return StoreSettings(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as error:
+        raise StoreError(f"no valid store settings at {path}: {error}") from error
+
+
+def scan_records(store: Path) -> list[ManifestEntry]:
+    """Every finished record in the tree, sorted by key (temporary files are ignored)."""
+    entries = []
+    for path in (store / RECORDS_DIR).glob(f"*/*/*{RECORD_SUFFIX}"):
+        if path.name.startswith("."):
+            continue
+        identity, video = path.parent.name, path.name[: -len(RECORD_SUFFIX)]
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                num_frames = len(data["landmarks"])
+        except (OSError, KeyError, ValueError) as error:
+            raise StoreError(f"damaged record {path}: {error}; delete it and rerun") from error
+        relative = path.relative_to(store).as_posix()
+        key = record_key(identity, video)
+        entries.append(ManifestEntry(key, relative, identity, video, num_frames))
+    return sorted(entries, key=lambda entry: entry.key)
+
+
+def write_manifest(store: Path) -> list[ManifestEntry]:
+    """Merge every record in the store (from every shard) into manifest.json."""
+    entries = scan_records(store)
+    payload = {"records": [dataclasses.asdict(entry) for entry in entries]}
+    atomic_write_bytes(store / MANIFEST_NAME, json.dumps(payload).encode())
+    return entries
+
+
+def read_manifest(store: Path) -> list[ManifestEntry]:
+    path = store / MANIFEST_NAME
+    if not path.exists():
+        raise StoreError(
+            f"no manifest at {path}: build the store with python -m dataset.preprocess"
+        )
+    try:
+        return [ManifestEntry(**entry) for entry in json.loads(path.read_text())["records"]]
+    except (ValueError, KeyError, TypeError) as error:
+        raise StoreError(f"damaged manifest {path}: {error}; rerun with --merge") from error

@@ -1,0 +1,129 @@
+"""Landmark detection: accuracy on known motion, tracking, no face, largest face, FAN errors."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import numpy as np
+import pytest
+from synthetic_videos import face_pictures, moving_clip, still_frame
+
+from dataset.landmarks import (
+    DetectorUnavailableError,
+    FanBackend,
+    LandmarkDetector,
+    load_backend,
+    make_detector,
+)
+
+
+@pytest.fixture(scope="module")
+def astronaut_clip() -> tuple[list[np.ndarray], np.ndarray]:
+    still, points = still_frame(face_pictures()["astronaut"])
+    return moving_clip(still, points, 0, 12)
+
+
+def mean_error(points: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.linalg.norm(points - truth, axis=1).mean())
+
+
+def test_tracking_follows_known_motion_with_few_full_detections(astronaut_clip):
+    frames, truth = astronaut_clip
+    detector = make_detector("dlib")
+    errors = []
+    for frame, frame_truth in zip(frames, truth, strict=True):
+        points = detector.track(frame)
+        assert points is not None and points.shape == (68, 2)
+        errors.append(mean_error(points, frame_truth))
+    face_size = np.ptp(truth[0], axis=0).max()
+    assert max(errors) < 0.04 * face_size, errors  # a few pixels on a ~100 px face
+    assert detector.full_detections == 1  # the face never left: detected once, then followed
+
+
+def test_still_detection_finds_the_moved_face(astronaut_clip):
+    frames, truth = astronaut_clip
+    detector = make_detector("dlib")
+    for index in (3, 9):
+        assert mean_error(detector.detect(frames[index]), truth[index]) < 4.0
+    assert detector.full_detections == 2
+
+
+def test_no_face_gives_none_and_tracking_recovers(astronaut_clip):
+    frames, truth = astronaut_clip
+    detector = make_detector("dlib")
+    assert detector.track(frames[0]) is not None
+    assert detector.track(np.zeros_like(frames[0])) is None  # lost: re-detects, finds nothing
+    assert detector.track(np.zeros_like(frames[0])) is None
+    points = detector.track(frames[1])
+    assert points is not None and mean_error(points, truth[1]) < 4.0
+    assert detector.full_detections == 4
+
+
+def test_largest_face_wins():
+    pictures = face_pictures()
+    large = still_frame(pictures["astronaut"], 300)[0]
+    small = still_frame(pictures["grace_hopper"], 180)[0]
+    canvas = np.zeros((300, 560, 3), np.uint8)
+    canvas[:, :300], canvas[60:240, 360:540] = large, small
+    detector = make_detector("dlib")
+    assert detector.detect(canvas[60:240, 360:540]) is not None  # the small face alone is found
+    points = detector.detect(canvas)
+    assert points is not None and points[:, 0].max() < 300
+
+
+def test_detectors_share_one_loaded_backend():
+    assert make_detector("dlib").backend is make_detector("dlib").backend
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="known: dlib, fan"):
+        make_detector("haar")
+
+
+def test_fan_without_weights_says_where_to_put_them(monkeypatch, tmp_path):
+    import face_alignment.api
+    import face_alignment.detection.sfd.sfd_detector as sfd
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(sfd, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(face_alignment.api, "load_file_from_url", offline)
+    with pytest.raises(DetectorUnavailableError) as caught:
+        load_backend("fan", "cpu")
+    message = str(caught.value)
+    assert str(tmp_path / "hub" / "checkpoints") in message
+    assert "2DFAN4" in message and "s3fd" in message and "--detector dlib" in message
+
+
+class FakeFaceAlignment:
+    """Stands in for face-alignment's model: a fixed face, a settable landmark score."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.face_detector = self
+        self.score = 0.9
+
+    def detect_from_image(self, image):
+        return [np.array([10.0, 10.0, 30.0, 30.0, 0.99]), np.array([40.0, 40.0, 90.0, 90.0, 0.98])]
+
+    def get_landmarks_from_image(self, image, detected_faces, return_landmark_score):
+        (box,) = detected_faces
+        points = np.linspace(box[:2], box[2:4], 68)
+        return [points], [np.full(68, self.score)], None
+
+
+def test_fan_adapter_picks_the_largest_face_and_tracks_by_its_confidence(monkeypatch):
+    import face_alignment
+
+    monkeypatch.setattr(face_alignment, "FaceAlignment", FakeFaceAlignment)
+    detector = LandmarkDetector(FanBackend("cpu"))
+    model = detector.backend._model
+    frame = np.zeros((100, 100, 3), np.uint8)
+    points = detector.track(frame)
+    assert points.shape == (68, 2) and points[:, 0].min() == 40.0  # the larger face
+    detector.track(frame)
+    assert detector.full_detections == 1  # followed, not re-detected
+    model.score = 0.05  # FAN's heatmaps no longer see a face: lost
+    assert detector.track(frame) is None
+    assert detector.full_detections == 2

@@ -1,0 +1,177 @@
+"""Preprocessing end to end on synthetic VoxCeleb2-style videos with the dlib backend."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from synthetic_videos import BuiltStore, built_store
+
+from dataset.face import transform_points
+from dataset.preprocess import (
+    discover_videos,
+    in_shard,
+    main,
+    parse_shard,
+    preprocess,
+    read_skipped,
+    sample_positions,
+)
+from dataset.store import (
+    MANIFEST_NAME,
+    StoreError,
+    read_manifest,
+    read_record,
+    record_path,
+    split_of,
+)
+from params.config import PARAMS_DIR
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> BuiltStore:
+    return built_store(tmp_path_factory)
+
+
+def test_good_videos_give_records_and_bad_ones_are_skipped_with_reasons(built):
+    assert built.summary.done == len(built.tree.good)
+    assert dict(built.summary.skipped) == {reason: 1 for reason in built.tree.skipped.values()}
+    assert [entry.key for entry in read_manifest(built.store)] == sorted(built.tree.good)
+    assert read_skipped(built.store) == built.tree.skipped
+
+
+def test_records_hold_cropped_frames_and_landmarks_near_the_known_motion(built):
+    size = built.config.model.image_size
+    for entry in read_manifest(built.store):
+        record = read_record(built.store / entry.path)
+        assert len(record.jpeg_frames) == entry.num_frames
+        assert built.config.data.min_face_frames <= entry.num_frames
+        assert entry.num_frames <= built.config.data.frames_per_video
+        for i, jpeg in enumerate(record.jpeg_frames):
+            frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            assert frame.shape == (size, size, 3)
+            clip = record.clips[record.clip_indices[i]]
+            truth = built.tree.truth[(entry.key, clip)][record.frame_indices[i]]
+            truth_in_crop = transform_points(truth, record.crop_matrices[i])
+            error = np.linalg.norm(record.landmarks[i] - truth_in_crop, axis=1).mean()
+            assert error < 0.03 * size, (entry.key, i, error)
+    # Frames are sampled across both clips of the two-clip video.
+    two_clips = read_record(record_path(built.store, "id00001", "vidAstro01"))
+    assert set(two_clips.clip_indices.tolist()) == {0, 1}
+
+
+def test_store_layout_is_bucketed_and_has_no_temporary_files(built):
+    for entry in read_manifest(built.store):
+        bucket, identity, name = Path(entry.path).parts[1:]
+        assert len(bucket) == 2 and identity == entry.identity and name == f"{entry.video}.npz"
+    leftovers = [p for p in built.store.rglob("*") if p.name.startswith(".")]
+    assert leftovers == []
+    settings = json.loads((built.store / "store.json").read_text())
+    assert settings["image_size"] == built.config.model.image_size
+
+
+def test_resume_rebuilds_exactly_the_removed_records(built, tmp_path, capsys):
+    store = tmp_path / "store"
+    shutil.copytree(built.store, store)
+    removed = built.tree.good[:2]
+    kept = record_path(store, *built.tree.good[2].split("/"))
+    kept_mtime = kept.stat().st_mtime_ns
+    for key in removed:
+        path = record_path(store, *key.split("/"))
+        path.unlink()
+        # What a run killed while writing leaves: a temporary file, never a half record.
+        path.with_name(f".{path.name}.1234.tmp").write_bytes(b"half a record")
+    command = ["--src", str(built.tree.root), "--dst", str(store), "--workers", "0"]
+    command += ["--config", str(PARAMS_DIR / "tiny.yaml"), "--set", "data.frames_per_video=6"]
+    assert main(command) == 0
+    # Skipped videos are not retried.
+    assert "done 2, already in store 1, skipped 0 (none), skipped by earlier runs 3" in (
+        capsys.readouterr().out
+    )
+    assert all(record_path(store, *key.split("/")).exists() for key in removed)
+    assert kept.stat().st_mtime_ns == kept_mtime
+    assert [entry.key for entry in read_manifest(store)] == sorted(built.tree.good)
+
+
+def test_shards_share_the_work_and_merge_into_one_manifest(built, tmp_path):
+    store = tmp_path / "store"
+    config = built.config
+    first = preprocess(built.tree.root, store, config, workers=0, shard=(0, 2), progress=False)
+    second = preprocess(built.tree.root, store, config, workers=0, shard=(1, 2), progress=False)
+    assert first.done + second.done == len(built.tree.good)
+    assert sum(first.skipped.values()) + sum(second.skipped.values()) == 3
+    (store / MANIFEST_NAME).unlink()
+    assert main(["--dst", str(store), "--merge"]) == 0
+    assert [entry.key for entry in read_manifest(store)] == sorted(built.tree.good)
+    assert read_skipped(store) == built.tree.skipped
+
+
+def test_other_settings_on_an_existing_store_are_refused(built, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(built.store, store)
+    before = sorted(p.name for p in store.rglob("*"))
+    with pytest.raises(StoreError, match="image_size"):
+        main(["--src", str(built.tree.root), "--dst", str(store), "--workers", "0", "--size", "96"])
+    assert sorted(p.name for p in store.rglob("*")) == before
+
+
+def test_discovery_reads_voxceleb_trees_and_flat_folders(tmp_path):
+    (tmp_path / "id1" / "vidA").mkdir(parents=True)
+    for name in ("id1/vidA/00002.mp4", "id1/vidA/00001.mp4", "alice.mp4", "bob.avi", "notes.txt"):
+        (tmp_path / name).touch()
+    sources = discover_videos(tmp_path)
+    assert [(s.identity, s.video, [c.name for c in s.clips]) for s in sources] == [
+        ("alice", "alice", ["alice.mp4"]),
+        ("bob", "bob", ["bob.avi"]),
+        ("id1", "vidA", ["00001.mp4", "00002.mp4"]),
+    ]
+    with pytest.raises(FileNotFoundError):
+        discover_videos(tmp_path / "missing")
+
+
+def test_sampling_spreads_distinct_frames_across_clips():
+    positions = sample_positions([10, 5, 20], 7)
+    assert len(set(positions)) == 7
+    assert {clip for clip, _ in positions} == {0, 1, 2}
+    assert all(0 <= frame < [10, 5, 20][clip] for clip, frame in positions)
+    assert positions[0] == (0, 0) and positions[-1] == (2, 19)
+    assert len(sample_positions([4], 32)) == 4
+
+
+def test_shards_partition_the_videos():
+    keys = [f"id{i:05d}/video{j}" for i in range(50) for j in range(4)]
+    owners = [[s for s in range(3) if in_shard(key, (s, 3))] for key in keys]
+    assert all(len(owner) == 1 for owner in owners)
+    assert {owner[0] for owner in owners} == {0, 1, 2}
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("4/4", "x", "1/2/3"):
+        with pytest.raises(Exception, match="shard"):
+            parse_shard(bad)
+
+
+def test_split_is_by_identity_and_stable():
+    identities = [f"id{i:05d}" for i in range(2000)]
+    validation = {i for i in identities if split_of(i, 0.1) == "validation"}
+    assert 120 < len(validation) < 280
+    assert validation <= {i for i in identities if split_of(i, 0.2) == "validation"}
+    assert all(split_of(i, 0.0) == "train" for i in identities)
+
+
+def test_unexpected_errors_are_logged_and_retried_by_the_next_run(built, tmp_path, monkeypatch):
+    import dataset.preprocess as preprocessing
+
+    def disk_full(store, record):
+        raise OSError(28, "No space left on device")
+
+    store = tmp_path / "store"
+    with monkeypatch.context() as patch:
+        patch.setattr(preprocessing, "write_record", disk_full)
+        failed = preprocess(built.tree.root, store, built.config, workers=0, progress=False)
+    assert failed.done == 0 and failed.skipped["error"] == len(built.tree.good)
+    assert "No space left" in (store / "skipped" / "shard-0-of-1.tsv").read_text()
+    retried = preprocess(built.tree.root, store, built.config, workers=0, progress=False)
+    assert retried.done == len(built.tree.good) and retried.previously_skipped == 3
