@@ -29,14 +29,19 @@ from dataset.face import CropSettings, crop_face, draw_landmarks
 from dataset.landmarks import BACKENDS, DetectorUnavailableError, LandmarkDetector, load_backend
 from dataset.preprocess import PreprocessOptions, discover_videos, run_videos
 from dataset.store import RECORDS_DIR
+from dataset.synthetic import (
+    VOXCELEB_SIZE,
+    face_pictures,
+    moving_clip,
+    still_frame,
+    synthetic_voxceleb,
+)
 from params.config import load_config
-from tests.synthetic_videos import face_pictures, moving_clip, still_frame, write_video
 from utils.files import atomic_write_bytes
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION_START = "<!-- bench.preprocess:start -->"
 SECTION_END = "<!-- bench.preprocess:end -->"
-VOXCELEB_SIZE = 224
 
 
 def median_seconds(action: Callable[[], object], repeats: int) -> float:
@@ -48,16 +53,6 @@ def median_seconds(action: Callable[[], object], repeats: int) -> float:
         action()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def synthetic_voxceleb(root: Path, videos: int, clips: int, frames: int) -> None:
-    """VoxCeleb2-like videos (224 px, face-centred) of the packaged real faces, moving."""
-    stills = [still_frame(picture, VOXCELEB_SIZE) for picture in face_pictures().values()]
-    for video in range(videos):
-        still, points = stills[video % len(stills)]
-        for clip in range(clips):
-            clip_frames, _ = moving_clip(still, points, clip * frames, frames)
-            write_video(root / f"id{video:05d}" / "bench" / f"{clip:05d}.mp4", clip_frames)
 
 
 def store_bytes(store: Path) -> int:

@@ -18,7 +18,6 @@ import multiprocessing
 import sys
 import time
 import traceback
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +33,10 @@ from dataset.store import (
     StoreSettings,
     VideoRecord,
     ensure_settings,
+    in_shard,
     record_key,
     record_path,
+    shard_name,
     write_manifest,
     write_record,
 )
@@ -114,12 +115,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= index < count:
         raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= I < N")
     return index, count
-
-
-def in_shard(key: str, shard: tuple[int, int]) -> bool:
-    """Stable assignment of a video to one of N shards, whatever order the machines list files."""
-    index, count = shard
-    return zlib.crc32(key.encode()) % count == index
 
 
 def sample_positions(clip_lengths: list[int], count: int) -> list[tuple[int, int]]:
@@ -232,7 +227,7 @@ def run_videos(
 
 
 def _skipped_file(store: Path, shard: tuple[int, int]) -> Path:
-    return store / SKIPPED_DIR / f"shard-{shard[0]}-of-{shard[1]}.tsv"
+    return store / SKIPPED_DIR / f"{shard_name(shard)}.tsv"
 
 
 def read_skipped(store: Path) -> dict[str, str]:
@@ -315,7 +310,7 @@ def preprocess(
             detail = " ".join(outcome.detail.split())  # one line, no tabs
             skipped_log.write(f"{outcome.key}\t{outcome.reason}\t{detail}\n")
             skipped_log.flush()
-    write_manifest(store)
+    write_manifest(store, shard)
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -348,10 +343,12 @@ def main(argv: Iterable[str] | None = None) -> int:
         type=parse_shard,
         default=(0, 1),
         metavar="I/N",
-        help="do only shard I (0-based) of N; run all N (any machines), then --merge",
+        help="do only shard I (0-based) of N; the N shards (any machines) fill one store",
     )
     parser.add_argument(
-        "--merge", action="store_true", help="only merge all shards' records into the manifest"
+        "--merge",
+        action="store_true",
+        help="only rescan every record into one manifest (e.g. after copying trees together)",
     )
     add_config_arguments(parser)
     args = parser.parse_args(None if argv is None else list(argv))

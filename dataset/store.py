@@ -3,7 +3,8 @@
 Layout (docs/DATA.md)::
 
     STORE/store.json                         crop and sampling settings the store was built with
-    STORE/manifest.json                      every record: key, path, identity, frame count
+    STORE/manifests/<name>.json              records (key, path, identity, frame count), one
+                                             file per shard; the manifest is their union
     STORE/records/<bb>/<identity>/<video>.npz    bb = 2 hex digits of a hash of the identity
     STORE/skipped/<shard>.tsv                videos that gave no record, with the reason
 
@@ -21,6 +22,8 @@ import hashlib
 import io
 import itertools
 import json
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +33,8 @@ from params.config import Config
 from utils.files import atomic_write_bytes
 
 RECORDS_DIR = "records"
-MANIFEST_NAME = "manifest.json"
+MANIFESTS_DIR = "manifests"
+MERGED_MANIFEST = "merged"
 SETTINGS_NAME = "store.json"
 SKIPPED_DIR = "skipped"
 RECORD_SUFFIX = ".npz"
@@ -174,39 +178,67 @@ def read_settings(store: Path) -> StoreSettings:
         raise StoreError(f"no valid store settings at {path}: {error}") from error
 
 
-def scan_records(store: Path) -> list[ManifestEntry]:
-    """Every finished record in the tree, sorted by key (temporary files are ignored)."""
+def in_shard(key: str, shard: tuple[int, int]) -> bool:
+    """Stable assignment of a video to one of N shards, whatever order the machines list files."""
+    index, count = shard
+    return zlib.crc32(key.encode()) % count == index
+
+
+def shard_name(shard: tuple[int, int]) -> str:
+    return f"shard-{shard[0]}-of-{shard[1]}"
+
+
+def scan_records(
+    store: Path, include: Callable[[str], bool] = lambda key: True
+) -> list[ManifestEntry]:
+    """Every finished record in the tree whose key passes include, sorted by key.
+
+    Temporary files of a killed run are ignored.
+    """
     entries = []
     for path in (store / RECORDS_DIR).glob(f"*/*/*{RECORD_SUFFIX}"):
-        if path.name.startswith("."):
-            continue
         identity, video = path.parent.name, path.name[: -len(RECORD_SUFFIX)]
+        key = record_key(identity, video)
+        if path.name.startswith(".") or not include(key):
+            continue
         try:
             with np.load(path, allow_pickle=False) as data:
                 num_frames = len(data["landmarks"])
         except (OSError, KeyError, ValueError) as error:
             raise StoreError(f"damaged record {path}: {error}; delete it and rerun") from error
         relative = path.relative_to(store).as_posix()
-        key = record_key(identity, video)
         entries.append(ManifestEntry(key, relative, identity, video, num_frames))
     return sorted(entries, key=lambda entry: entry.key)
 
 
-def write_manifest(store: Path) -> list[ManifestEntry]:
-    """Merge every record in the store (from every shard) into manifest.json."""
-    entries = scan_records(store)
+def write_manifest(store: Path, shard: tuple[int, int] | None = None) -> list[ManifestEntry]:
+    """Write the manifest of one shard's records, or (shard None) of every record.
+
+    Each shard writes only its own file, so shards that finish at the same moment on different
+    machines cannot overwrite each other's entries; readers take the union.
+    """
+    if shard is None:
+        name, entries = MERGED_MANIFEST, scan_records(store)
+    else:
+        name, entries = shard_name(shard), scan_records(store, lambda key: in_shard(key, shard))
     payload = {"records": [dataclasses.asdict(entry) for entry in entries]}
-    atomic_write_bytes(store / MANIFEST_NAME, json.dumps(payload).encode())
+    atomic_write_bytes(store / MANIFESTS_DIR / f"{name}.json", json.dumps(payload).encode())
     return entries
 
 
 def read_manifest(store: Path) -> list[ManifestEntry]:
-    path = store / MANIFEST_NAME
-    if not path.exists():
+    """The union of all manifest files of a store, sorted by key."""
+    paths = sorted((store / MANIFESTS_DIR).glob("*.json"))
+    if not paths:
         raise StoreError(
-            f"no manifest at {path}: build the store with python -m dataset.preprocess"
+            f"no manifest in {store / MANIFESTS_DIR}: "
+            "build the store with python -m dataset.preprocess"
         )
-    try:
-        return [ManifestEntry(**entry) for entry in json.loads(path.read_text())["records"]]
-    except (ValueError, KeyError, TypeError) as error:
-        raise StoreError(f"damaged manifest {path}: {error}; rerun with --merge") from error
+    entries: dict[str, ManifestEntry] = {}
+    for path in paths:
+        try:
+            for entry in json.loads(path.read_text())["records"]:
+                entries[entry["key"]] = ManifestEntry(**entry)
+        except (ValueError, KeyError, TypeError) as error:
+            raise StoreError(f"damaged manifest {path}: {error}; rerun with --merge") from error
+    return [entries[key] for key in sorted(entries)]

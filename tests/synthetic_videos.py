@@ -1,9 +1,5 @@
-"""Small test videos of real faces moved by known warps, laid out like VoxCeleb2.
-
-The faces are pictures shipped in packages (skimage's astronaut, matplotlib's Grace Hopper).
-Landmarks are detected once on the still picture; each frame is the still warped by a known
-small rotation, shift and scaling, so the warped still landmarks are the ground truth.
-"""
+"""A VoxCeleb2-style test tree (dataset/synthetic.py videos) with good and bad videos, and the
+store preprocessing makes of it, built once per test session."""
 
 from __future__ import annotations
 
@@ -13,67 +9,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from matplotlib import cbook
 from skimage import data
 
-from dataset.face import CropSettings, crop_face, transform_points
-from dataset.landmarks import make_detector
+from dataset import synthetic
 from dataset.preprocess import Summary, preprocess
+from dataset.synthetic import face_pictures, moving_clip, write_video
 from params.config import PARAMS_DIR, Config, load_config
 
 FRAME_SIZE = 192
 
 
-def face_pictures() -> dict[str, np.ndarray]:
-    """RGB pictures of real faces that ship with installed packages."""
-    hopper = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    return {"astronaut": data.astronaut(), "grace_hopper": cv2.cvtColor(hopper, cv2.COLOR_BGR2RGB)}
-
-
 def still_frame(picture: np.ndarray, size: int = FRAME_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """A face-centred frame cut from a picture (like VoxCeleb2's), and its landmarks."""
-    detector = make_detector("dlib")
-    points = detector.detect(picture)
-    assert points is not None, "no face in the test picture"
-    frame, _, _ = crop_face(picture, points, CropSettings(size, margin=0.35, shift_up=0.1))
-    frame_points = detector.detect(frame)
-    assert frame_points is not None, "no face in the test still"
-    return frame, frame_points
-
-
-def warp(index: int, size: int = FRAME_SIZE) -> np.ndarray:
-    """The known 2x3 motion of frame index: rotation up to 6 degrees, scaling up to 6 %, shift
-    up to 8 px."""
-    phase = 2.0 * np.pi * index / 12.0
-    matrix = cv2.getRotationMatrix2D(
-        (size / 2.0, size / 2.0), 6.0 * np.sin(phase), 1.0 + 0.06 * np.cos(phase)
-    )
-    matrix[:, 2] += (8.0 * np.sin(phase), 5.0 * np.cos(phase))
-    return matrix
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> None:
-    """Write RGB frames as an mp4 file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    assert writer.isOpened(), f"OpenCV cannot write {path}"
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-
-
-def moving_clip(
-    still: np.ndarray, points: np.ndarray, first: int, count: int
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """count warped frames of a still, starting at warp index first, and their true landmarks."""
-    size = still.shape[0]
-    matrices = [warp(first + i, size) for i in range(count)]
-    frames = [
-        cv2.warpAffine(still, m, (size, size), borderMode=cv2.BORDER_REPLICATE) for m in matrices
-    ]
-    truth = np.stack([transform_points(points, m) for m in matrices])
-    return frames, truth
+    return synthetic.still_frame(picture, size)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import urllib.error
 
 import numpy as np
 import pytest
-from synthetic_videos import face_pictures, moving_clip, still_frame
+from synthetic_videos import still_frame
 
 from dataset.landmarks import (
     DetectorUnavailableError,
@@ -15,6 +15,7 @@ from dataset.landmarks import (
     load_backend,
     make_detector,
 )
+from dataset.synthetic import face_pictures, moving_clip
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from synthetic_videos import BuiltStore, built_store
 from dataset.face import transform_points
 from dataset.preprocess import (
     discover_videos,
-    in_shard,
     main,
     parse_shard,
     preprocess,
@@ -22,8 +21,9 @@ from dataset.preprocess import (
     sample_positions,
 )
 from dataset.store import (
-    MANIFEST_NAME,
+    MANIFESTS_DIR,
     StoreError,
+    in_shard,
     read_manifest,
     read_record,
     record_path,
@@ -104,7 +104,14 @@ def test_shards_share_the_work_and_merge_into_one_manifest(built, tmp_path):
     second = preprocess(built.tree.root, store, config, workers=0, shard=(1, 2), progress=False)
     assert first.done + second.done == len(built.tree.good)
     assert sum(first.skipped.values()) + sum(second.skipped.values()) == 3
-    (store / MANIFEST_NAME).unlink()
+    # Each shard wrote its own manifest: none can overwrite another's, the reader unions them.
+    shard_files = sorted(p.name for p in (store / MANIFESTS_DIR).iterdir())
+    assert shard_files == ["shard-0-of-2.json", "shard-1-of-2.json"]
+    assert [entry.key for entry in read_manifest(store)] == sorted(built.tree.good)
+    # Trees copied together without their manifests: --merge rescans every record.
+    shutil.rmtree(store / MANIFESTS_DIR)
+    with pytest.raises(StoreError, match="no manifest"):
+        read_manifest(store)
     assert main(["--dst", str(store), "--merge"]) == 0
     assert [entry.key for entry in read_manifest(store)] == sorted(built.tree.good)
     assert read_skipped(store) == built.tree.skipped

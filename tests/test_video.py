@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from synthetic_videos import write_video
 
+from dataset.synthetic import write_video
 from dataset.video import VideoReadError, frame_count, iter_frames, read_frames
 
 
