@@ -1,12 +1,17 @@
-"""End-to-end forward pass on bundled photos: the largest pipeline that exists so far.
+"""End-to-end forward pass: the largest pipeline that exists so far, on bundled inputs.
 
-Each photo is one person: dlib finds the 68 landmarks, the one face crop and landmark
-picture are made exactly as for training, the embedder turns (crop, picture) into e_hat,
-the generator draws the person from its own landmarks, and the discriminator scores the
-result. The networks are freshly initialised until meta-training exists, so the generated
-column is noise; what this shows is that every stage fits together at the configured size.
+Two ways in, the two flows of the project:
+- photos (default ``examples/faces``): the creator's flow. Each photo is one person: dlib finds
+  the 68 landmarks, the one face crop and landmark picture are made, the embedder turns them
+  into e_hat, the generator draws the person from its own landmarks, D scores the result.
+- ``--store STORE`` (made by ``python -m dataset.preprocess``): the researcher's flow. One
+  meta-learning episode per video, K frames and a held-out target, through E, G and D exactly
+  as training will run them.
 
-Usage: ``python -m examples.forward_pass [--config FILE] [--out out/forward_pass.png]``
+The networks are freshly initialised until meta-training exists, so the generated column is
+noise; what this shows is that every stage fits together at the configured size.
+
+Usage: ``python -m examples.forward_pass [--config FILE] [--store STORE] [--out FILE.png]``
 """
 
 from __future__ import annotations
@@ -23,70 +28,100 @@ from bench.model_stats import parameter_count
 from dataset.face import CropSettings, crop_face, draw_landmarks
 from dataset.landmarks import make_detector
 from dataset.value_range import image_to_tensor, tensor_to_image
+from dataset.voxceleb import VoxCelebDataset
 from network import Discriminator, Embedder, Generator
-from params.config import add_config_arguments, config_from_args
+from params.config import Config, add_config_arguments, config_from_args
 from utils.images import image_grid, read_image, save_image
 
 EXAMPLE_FACES = Path(__file__).resolve().parent / "faces"
+
+
+def photo_episodes(config: Config, paths: list[Path]) -> dict[str, torch.Tensor]:
+    """One-shot episodes from photos: each photo is its own source and target."""
+    detector = make_detector(config.data.detector)
+    settings = CropSettings.from_config(config)
+    crops, pictures = [], []
+    for path in paths:
+        image = read_image(path)
+        landmarks = detector.detect(image)
+        if landmarks is None:
+            print(f"skipped {path}: no face found")
+            continue
+        crop, crop_landmarks, _ = crop_face(image, landmarks, settings)
+        crops.append(crop)
+        pictures.append(draw_landmarks(crop_landmarks, settings.size))
+    if not crops:
+        raise SystemExit("error: no face found in any photo")
+    activation = config.model.output_activation
+    frames = image_to_tensor(np.stack(crops), activation)
+    landmark_images = image_to_tensor(np.stack(pictures), activation)
+    return {
+        "frames": frames.unsqueeze(1),
+        "landmark_images": landmark_images.unsqueeze(1),
+        "target_frame": frames,
+        "target_landmark_image": landmark_images,
+        "video_index": torch.zeros(len(crops), dtype=torch.long),
+    }
+
+
+def store_episodes(config: Config, store: Path) -> dict[str, torch.Tensor]:
+    """One meta-learning episode per video of a store (K frames + a held-out target)."""
+    config.data.store = str(store)
+    dataset = VoxCelebDataset.from_config(config, split="all")
+    items = [dataset[index] for index in range(len(dataset))]
+    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_config_arguments(parser)
     parser.add_argument("--images", nargs="+", type=Path, help="photos (default: examples/faces)")
+    parser.add_argument("--store", type=Path, help="take episodes from a preprocessed store")
     parser.add_argument("--out", type=Path, default=Path("out/forward_pass.png"))
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
     config = config_from_args(args)
     if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists; pass --overwrite to replace it")
-    images = args.images or sorted(EXAMPLE_FACES.glob("*.jpg"))
     torch.manual_seed(config.seed)
-
-    detector = make_detector(config.data.detector)
-    settings = CropSettings.from_config(config)
-    activation = config.model.output_activation
-    crops, pictures = [], []
-    for path in images:
-        landmarks = detector.detect(read_image(path))
-        if landmarks is None:
-            print(f"skipped {path}: no face found")
-            continue
-        crop, crop_landmarks, _ = crop_face(read_image(path), landmarks, settings)
-        crops.append(crop)
-        pictures.append(draw_landmarks(crop_landmarks, settings.size))
-    if not crops:
-        print("error: no face found in any photo", file=sys.stderr)
-        return 1
+    if args.store is not None:
+        batch = store_episodes(config, args.store)
+    else:
+        batch = photo_episodes(config, args.images or sorted(EXAMPLE_FACES.glob("*.jpg")))
 
     model = config.model
     embedder, generator = Embedder(model).eval(), Generator(model).eval()
-    discriminator = Discriminator(model, num_videos=1).eval()
-    frames = image_to_tensor(np.stack(crops), activation)
-    landmark_pictures = image_to_tensor(np.stack(pictures), activation)
+    discriminator = Discriminator(model, num_videos=int(batch["video_index"].max()) + 1).eval()
     start = time.perf_counter()
     with torch.no_grad():
-        e_hat = embedder(frames.unsqueeze(1), landmark_pictures.unsqueeze(1))
-        generated = generator(landmark_pictures, e_hat)
-        scores, _ = discriminator(generated, landmark_pictures, torch.zeros(len(crops), dtype=int))
+        e_hat = embedder(batch["frames"], batch["landmark_images"])
+        generated = generator(batch["target_landmark_image"], e_hat)
+        scores, _ = discriminator(generated, batch["target_landmark_image"], batch["video_index"])
     seconds = time.perf_counter() - start
 
-    fakes = tensor_to_image(generated, activation)
+    def pictures(tensor: torch.Tensor) -> np.ndarray:
+        return tensor_to_image(tensor, model.output_activation)
+
     rows = [
-        [crop, picture, fake] for crop, picture, fake in zip(crops, pictures, fakes, strict=True)
+        [*pictures(sources), *pictures(torch.stack(others))]
+        for sources, *others in zip(
+            batch["frames"],
+            batch["target_landmark_image"],
+            generated,
+            batch["target_frame"],
+            strict=True,
+        )
     ]
     save_image(image_grid(rows), args.out)
-    for name, net in (
-        ("embedder", embedder),
-        ("generator", generator),
-        ("discriminator", discriminator),
-    ):
-        print(f"{name:<14}{parameter_count(net):>14,} parameters")
+    for name, net in (("embedder", embedder), ("generator", generator), ("D", discriminator)):
+        print(f"{name:<10}{parameter_count(net):>14,} parameters")
+    shots = batch["frames"].shape[1]
     print(
-        f"{len(crops)} faces at {model.image_size} px: E + G + D forward in {seconds:.2f} s (CPU)"
+        f"{len(rows)} episodes of {shots} frame(s) at {model.image_size} px: "
+        f"E + G + D forward in {seconds:.2f} s"
     )
     print(f"realism scores: {[round(s, 3) for s in scores.tolist()]}")
-    print(f"wrote {args.out} (columns: face crop, landmark picture, generated)")
+    print(f"wrote {args.out} (columns: {shots} source frame(s), target landmarks, generated, real)")
     return 0
 
 
