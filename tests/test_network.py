@@ -154,3 +154,20 @@ def test_a_tiny_embedder_and_generator_overfit_two_frames(tiny_config):
         optimizer.step()
         errors.append(error.item())
     assert errors[-1] < 0.5 * errors[0]
+
+
+@pytest.mark.parametrize("size", [32, 128])
+def test_other_image_sizes_from_the_config(tiny_config, size):
+    model = tiny_config.model
+    model.image_size = size
+    model.generator_bottleneck_resolution = 8
+    embedder, generator = Embedder(model), Generator(model)
+    frames, landmarks = random_episode(1, 2, size)
+    fake = generator(landmarks[:, 0], embedder(frames, landmarks))
+    assert fake.shape == (1, 3, size, size)
+
+
+def test_sizes_that_are_not_powers_of_two_apart_are_refused(tiny_config):
+    tiny_config.model.image_size = 224  # VoxCeleb2's frame size: crops are resized instead
+    with pytest.raises(ValueError, match="power of two"):
+        Embedder(tiny_config.model)
