@@ -15,6 +15,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from utils.device import resolve_device
+
 BACKENDS = ("dlib", "fan")
 
 
@@ -116,13 +118,11 @@ class FanBackend:
     def __init__(self, device: str = "auto") -> None:
         try:
             import face_alignment
-            import torch
         except ImportError as error:
             raise DetectorUnavailableError(
                 f"the 'fan' landmark backend needs the package face-alignment: {error}"
             ) from error
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = str(resolve_device(device))
         try:
             self._model = face_alignment.FaceAlignment(
                 face_alignment.LandmarksType.TWO_D,

@@ -31,6 +31,7 @@ from dataset.value_range import image_to_tensor, tensor_to_image
 from dataset.voxceleb import VoxCelebDataset
 from network import Discriminator, Embedder, Generator
 from params.config import Config, add_config_arguments, config_from_args
+from utils.device import resolve_device
 from utils.images import image_grid, read_image, save_image
 
 EXAMPLE_FACES = Path(__file__).resolve().parent / "faces"
@@ -90,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         batch = photo_episodes(config, args.images or sorted(EXAMPLE_FACES.glob("*.jpg")))
 
     model = config.model
-    embedder, generator = Embedder(model).eval(), Generator(model).eval()
-    discriminator = Discriminator(model, num_videos=int(batch["video_index"].max()) + 1).eval()
+    device = resolve_device(config.device)
+    batch = {key: value.to(device) for key, value in batch.items()}
+    embedder, generator = Embedder(model).to(device).eval(), Generator(model).to(device).eval()
+    discriminator = Discriminator(model, num_videos=int(batch["video_index"].max()) + 1)
+    discriminator.to(device).eval()
     start = time.perf_counter()
     with torch.no_grad():
         e_hat = embedder(batch["frames"], batch["landmark_images"])
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     shots = batch["frames"].shape[1]
     print(
         f"{len(rows)} episodes of {shots} frame(s) at {model.image_size} px: "
-        f"E + G + D forward in {seconds:.2f} s"
+        f"E + G + D forward in {seconds:.2f} s on {device}"
     )
     print(f"realism scores: {[round(s, 3) for s in scores.tolist()]}")
     print(f"wrote {args.out} (columns: {shots} source frame(s), target landmarks, generated, real)")

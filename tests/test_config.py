@@ -1,6 +1,7 @@
 import argparse
 
 import pytest
+import torch
 
 from params.config import (
     PARAMS_DIR,
@@ -10,6 +11,7 @@ from params.config import (
     load_config,
     save_config,
 )
+from utils.device import resolve_device
 
 
 def test_default_yaml_is_the_paper_configuration():
@@ -67,3 +69,13 @@ def test_cli_arguments_and_save_round_trip(tmp_path):
     saved = tmp_path / "run.yaml"
     save_config(config, saved)
     assert load_config(saved) == config
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="not a torch device"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda:0")
