@@ -66,13 +66,7 @@ def time_throughput(src: Path, workers: int, store: Path) -> tuple[float, float]
     (paid once per run, a few seconds) does not hide the per-video cost.
     """
     config = load_config(overrides=["model.image_size=256", "data.frames_per_video=32"])
-    options = PreprocessOptions(
-        store=store,
-        crop=CropSettings.from_config(config),
-        frames_per_video=config.data.frames_per_video,
-        min_face_frames=config.data.min_face_frames,
-        jpeg_quality=config.data.jpeg_quality,
-    )
+    options = PreprocessOptions.from_config(config, store)
     sources = discover_videos(src)
     start = time.perf_counter()
     finished = []

@@ -79,6 +79,17 @@ class PreprocessOptions:
     min_face_frames: int
     jpeg_quality: int
 
+    @classmethod
+    def from_config(cls, config: Config, store: Path) -> PreprocessOptions:
+        data = config.data
+        return cls(
+            store=store,
+            crop=CropSettings.from_config(config),
+            frames_per_video=data.frames_per_video,
+            min_face_frames=data.min_face_frames,
+            jpeg_quality=data.jpeg_quality,
+        )
+
 
 class SkipVideo(Exception):
     """This video gives no record; reason is one of the SKIP_* names."""
@@ -278,13 +289,7 @@ def preprocess(
             f"need 1 <= data.min_face_frames ({data.min_face_frames}) "
             f"<= data.frames_per_video ({data.frames_per_video})"
         )
-    options = PreprocessOptions(
-        store=store,
-        crop=CropSettings.from_config(config),
-        frames_per_video=data.frames_per_video,
-        min_face_frames=data.min_face_frames,
-        jpeg_quality=data.jpeg_quality,
-    )
+    options = PreprocessOptions.from_config(config, store)
     ensure_settings(store, StoreSettings.from_config(config))
     summary = Summary()
     skipped_before = read_skipped(store)
