@@ -9,6 +9,7 @@ coordinates, pixel centres at integers (the convention of dlib and face-alignmen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -59,29 +60,104 @@ FLIP_PERMUTATION: np.ndarray = np.array(
 _SUBPIXEL_BITS = 4  # cv2.polylines fixed-point precision: 1/16 px
 
 
+# The framing follows the points that move with the head but not with the expression: the
+# upper jaw line (0-4, 12-16; the chin drops when the mouth opens), the nose (27-35) and the eye
+# corners (36, 39, 42, 45; lids blink). Brows and lips are left out.
+RIGID_INDICES = (*range(0, 5), *range(12, 17), *range(27, 36), 36, 39, 42, 45)
+EYE_CORNER_INDICES = (36, 39, 42, 45)
+# RMS distance of the rigid points from their centroid, as a fraction of the horizontal span of
+# all 68 landmarks, on frontal faces: 0.346-0.380 (median 0.367) on eleven real faces measured
+# with dlib (bench/RESULTS.md). The scale comes from this radius, not from the landmarks'
+# bounding box, which follows the two noisiest points (chin and brows, or the jaw ends).
+RADIUS_PER_FACE_WIDTH = 0.367
+# Bumped whenever crop_face frames faces differently: stores record it (dataset/store.py) and a
+# store made by another version is refused. 1: per-frame landmark box with margin (until issue
+# 6); 2: VoxCeleb2 framing from rigid points, stabilised boxes, fitted into the frame.
+CROP_VERSION = 2
+PADDINGS = {"replicate": cv2.BORDER_REPLICATE, "black": cv2.BORDER_CONSTANT}
+
+
 @dataclass(frozen=True)
 class CropSettings:
-    """How faces are cropped; one value for the whole project, read from the config."""
+    """How faces are framed and cropped; one value for the whole project, read from the config."""
 
     size: int  # output side in pixels (model.image_size)
-    margin: float  # data.crop_margin
-    shift_up: float  # data.crop_shift_up
+    face_width: float  # data.face_width: landmark span of a frontal face / crop side
+    eye_line: float  # data.eye_line: height of the eyes' centre / crop side, from the top
+    padding: str = "replicate"  # data.crop_padding
+
+    # Where each field comes from, for error messages that name what the user can set.
+    CONFIG_KEYS: ClassVar[dict[str, str]] = {
+        "size": "model.image_size",
+        "face_width": "data.face_width",
+        "eye_line": "data.eye_line",
+        "padding": "data.crop_padding",
+    }
+
+    def __post_init__(self) -> None:
+        if self.padding not in PADDINGS:
+            known = ", ".join(PADDINGS)
+            raise ValueError(f"data.crop_padding: unknown '{self.padding}' (known: {known})")
+        if not 0.0 < self.face_width < 1.0 or not 0.0 < self.eye_line < 1.0:
+            raise ValueError("data.face_width and data.eye_line must lie strictly between 0 and 1")
 
     @classmethod
     def from_config(cls, config: Config) -> CropSettings:
-        return cls(config.model.image_size, config.data.crop_margin, config.data.crop_shift_up)
+        data = config.data
+        return cls(config.model.image_size, data.face_width, data.eye_line, data.crop_padding)
 
 
-def face_square(landmarks: np.ndarray, margin: float, shift_up: float) -> tuple[int, int, int]:
-    """The crop square (left, top, side) in whole image pixels.
+@dataclass(frozen=True)
+class FaceBox:
+    """A square crop box in image pixels: centre (pixel centres at integers) and side."""
 
-    Side: the longer side of the landmarks' bounding box times (1 + 2 * margin). Centre: the
-    box centre moved up by shift_up times the side, so that the forehead fits.
+    center_x: float
+    center_y: float
+    side: float
+
+    @property
+    def left(self) -> float:
+        """Left edge in continuous coordinates (the image's own left edge is at -0.5)."""
+        return self.center_x - self.side / 2.0
+
+    @property
+    def top(self) -> float:
+        return self.center_y - self.side / 2.0
+
+
+def face_box(landmarks: np.ndarray, settings: CropSettings) -> FaceBox:
+    """The framing of one frame's face, before stabilising and fitting into the image.
+
+    Scale from the RMS radius of the rigid points, horizontal centre from their centroid,
+    vertical placement from the eye corners: each averages several points that do not move
+    with the expression, so neither detector noise on one point nor an open mouth moves the box.
     """
-    low, high = landmarks.min(axis=0), landmarks.max(axis=0)
-    side = max(1.0, float((high - low).max()) * (1.0 + 2.0 * margin))
-    center_x, center_y = (low + high) / 2.0 - np.array([0.0, shift_up * side])
-    return round(center_x - side / 2.0), round(center_y - side / 2.0), round(side)
+    points = np.asarray(landmarks, np.float64)
+    centroid = points[list(RIGID_INDICES)].mean(axis=0)
+    side = max(1.0, face_radius(points) / (RADIUS_PER_FACE_WIDTH * settings.face_width))
+    eye_y = float(points[list(EYE_CORNER_INDICES), 1].mean())
+    return FaceBox(float(centroid[0]), eye_y + (0.5 - settings.eye_line) * side, side)
+
+
+def face_radius(landmarks: np.ndarray) -> float:
+    """The face's size: RMS distance of the rigid points from their centroid, in pixels."""
+    rigid = np.asarray(landmarks, np.float64)[list(RIGID_INDICES)]
+    return float(np.sqrt(((rigid - rigid.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def fit_box(box: FaceBox, width: int, height: int) -> FaceBox:
+    """Move the box inside the image along each axis where it fits.
+
+    Where the box is larger than the image, it is moved only as far as needed to cover the
+    image's whole extent on that axis; the rest is padding (CropSettings.padding).
+    """
+
+    def place(start: float, extent: int) -> float:
+        room = extent - box.side  # the image spans [-0.5, extent - 0.5]
+        return float(np.clip(start + 0.5, min(0.0, room), max(0.0, room))) - 0.5
+
+    left, top = place(box.left, width), place(box.top, height)
+    return FaceBox(left + box.side / 2.0, top + box.side / 2.0, box.side)
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -89,36 +165,61 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
 
 
-def _square_window(image: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
-    """The image inside the square, black where the square leaves the image."""
+def crop_matrix(box: FaceBox, size: int) -> np.ndarray:
+    """The 2x3 image-to-crop matrix of a box: its edges map onto the crop's edges."""
+    scale = size / box.side
+    return np.array(
+        [[scale, 0.0, -box.left * scale - 0.5], [0.0, scale, -box.top * scale - 0.5]], np.float64
+    )
+
+
+def crop_box(image: np.ndarray, box: FaceBox, size: int, padding: str) -> np.ndarray:
+    """The square box resampled to size x size, sub-pixel exact (no rounding of the box).
+
+    Enlarging: one bicubic warp. Shrinking: the box's window is first area-averaged to about
+    the output scale (no aliasing from HD input), then warped the rest of the way.
+    """
+    matrix = crop_matrix(box, size)
+    border = PADDINGS[padding]
     height, width = image.shape[:2]
-    if left >= 0 and top >= 0 and left + side <= width and top + side <= height:
-        return image[top : top + side, left : left + side]
-    window = np.zeros((side, side, *image.shape[2:]), image.dtype)
-    y0, y1 = max(0, top), min(height, top + side)
-    x0, x1 = max(0, left), min(width, left + side)
-    if y1 > y0 and x1 > x0:
-        window[y0 - top : y1 - top, x0 - left : x1 - left] = image[y0:y1, x0:x1]
-    return window
+    if size >= box.side:
+        return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=border)
+    x0, y0 = max(0, int(np.floor(box.left))), max(0, int(np.floor(box.top)))
+    x1 = min(width, int(np.ceil(box.left + box.side)) + 1)
+    y1 = min(height, int(np.ceil(box.top + box.side)) + 1)
+    if x1 <= x0 or y1 <= y0:  # the box lies wholly outside the image
+        return cv2.warpAffine(image, matrix, (size, size), borderMode=border)
+    window = image[y0:y1, x0:x1]
+    scale = size / box.side
+    small_w, small_h = (
+        max(1, round(window.shape[1] * scale)),
+        max(1, round(window.shape[0] * scale)),
+    )
+    small = cv2.resize(window, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    # resize maps x_small = (x - x0 + 0.5) * f - 0.5; invert it and compose with the crop matrix.
+    fx, fy = small_w / window.shape[1], small_h / window.shape[0]
+    to_image = np.array(
+        [[1.0 / fx, 0.0, 0.5 / fx - 0.5 + x0], [0.0, 1.0 / fy, 0.5 / fy - 0.5 + y0]]
+    )
+    composed = np.concatenate(
+        [matrix[:, :2] @ to_image[:, :2], matrix[:, :2] @ to_image[:, 2:] + matrix[:, 2:]], axis=1
+    )
+    return cv2.warpAffine(small, composed, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
 
 
 def crop_face(
-    image: np.ndarray, landmarks: np.ndarray, settings: CropSettings
+    image: np.ndarray, landmarks: np.ndarray, settings: CropSettings, box: FaceBox | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """THE face crop: (crop, landmarks in crop coordinates, 2x3 image-to-crop matrix).
 
-    The crop is RGB uint8 (size, size, 3). Where the square leaves the image it is padded with
-    black. Downscaling averages areas (no aliasing on HD input), upscaling is bicubic.
+    box: the framing to use (a stabilised one from dataset/stabilizer.py); by default this
+    frame's own ``face_box``. Either way it is fitted into the image first (``fit_box``). The
+    crop is RGB uint8 (size, size, 3).
     """
-    left, top, side = face_square(landmarks, settings.margin, settings.shift_up)
-    window = _square_window(image, left, top, side)
-    size = settings.size
-    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
-    crop = cv2.resize(window, (size, size), interpolation=interpolation)
-    scale = size / side
-    # cv2.resize aligns pixel centres: x_crop = (x - left + 0.5) * scale - 0.5.
-    offset_x, offset_y = ((0.5 - corner) * scale - 0.5 for corner in (left, top))
-    matrix = np.array([[scale, 0.0, offset_x], [0.0, scale, offset_y]])
+    height, width = image.shape[:2]
+    fitted = fit_box(box if box is not None else face_box(landmarks, settings), width, height)
+    crop = crop_box(image, fitted, settings.size, settings.padding)
+    matrix = crop_matrix(fitted, settings.size)
     return crop, transform_points(landmarks, matrix), matrix
 
 

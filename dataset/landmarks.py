@@ -3,21 +3,30 @@
 Both backends give the iBUG 300-W order. A backend's models are loaded once per process and
 shared; ``LandmarkDetector`` adds the per-stream state: in video mode it follows the face from
 the previous frame and runs the full-frame detector only when it has lost it. A frame without a
-face gives None, never an exception. With several faces, the largest wins.
+face gives None, never an exception. With several faces, the largest wins; a stream's tracker
+checks for a larger face at regular full detections.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
+from dataset.face import face_radius
+from params.config import Config
 from utils.device import resolve_device
 
 BACKENDS = ("dlib", "fan")
+# Intersection over union of the followed box and a box the backend finds: above
+# SAME_FACE_OVERLAP it is the same face; below REANCHOR_OVERLAP the tracker re-anchors on the
+# found box (fast motion or a drifted fit).
+SAME_FACE_OVERLAP = 0.3
+REANCHOR_OVERLAP = 0.7
 
 
 class DetectorUnavailableError(RuntimeError):
@@ -176,65 +185,179 @@ def load_backend(name: str, device: str = "auto") -> LandmarkBackend:
     raise ValueError(f"unknown landmark detector '{name}' (known: {', '.join(BACKENDS)})")
 
 
-class LandmarkDetector:
-    """Landmarks of the largest face in still images (``detect``) or video streams (``track``).
+@dataclass(frozen=True)
+class TrackingSettings:
+    """How a detector follows a face through a stream (config section data)."""
 
-    ``track`` follows the face: the box moves with the previous frame's landmarks, the backend
-    confirms the face near it, and the full-frame detector runs only when the face is lost.
-    ``full_detections`` counts full-frame detector runs (for benchmarks and tests).
+    redetect_every: int = 10  # a full-frame detection at least this often (frames)
+    switch_face_ratio: float = 1.4  # move to a face whose side is larger by this factor
+    min_confidence: float = 0.2  # below it, a fit counts as a lost face (FAN's heatmap score)
+    cut_threshold: float = 0.15  # mean change of a 32 px thumbnail (of 255) that starts anew
+
+    @classmethod
+    def from_config(cls, config: Config) -> TrackingSettings:
+        data = config.data
+        return cls(
+            data.redetect_every,
+            data.switch_face_ratio,
+            data.fan_min_confidence,
+            data.cut_threshold,
+        )
+
+
+class LandmarkDetector:
+    """Landmarks of the main (largest) face in still images (``detect``) or streams (``track``).
+
+    ``track`` follows the face: the box moves with the previous frame's landmarks and the
+    backend confirms the face near it. The full-frame detector runs when the face is lost and
+    at least every ``redetect_every`` frames; then, if another face is larger than the tracked
+    one by ``switch_face_ratio``, the tracker moves to it, so a small background face found
+    first never holds the track while the main face is in view. A shot cut (a 32 px thumbnail
+    of the frame changes by more than ``cut_threshold``) ends the track.
+
+    ``track_id`` changes whenever the tracker starts following a face anew (first detection,
+    after a loss, a switch, ``reset``): frames with equal ``track_id`` show one continuous face
+    track, which is what the crop stabiliser may smooth over. ``full_detections`` counts
+    full-frame detector runs (for benchmarks and tests).
     """
 
-    def __init__(self, backend: LandmarkBackend, min_confidence: float = 0.2) -> None:
+    def __init__(self, backend: LandmarkBackend, settings: TrackingSettings | None = None) -> None:
         self.backend = backend
-        self.min_confidence = min_confidence
+        self.settings = settings or TrackingSettings()
         self.full_detections = 0
+        self.track_id = 0
         self._box: np.ndarray | None = None
+        self._thumbnail: np.ndarray | None = None
+        self._frames_since_detection = 0
         # Box relative to its landmarks (centre offset and size, in units of landmark extent).
         self._box_offset = np.zeros(2)
         self._box_size = 1.0
+        self._radius = 1.0  # face_radius of the tracked face, for the size comparison
 
     def reset(self) -> None:
         """Forget the tracked face, e.g. at a cut or a new clip."""
         self._box = None
+        self._thumbnail = None
 
     def detect(self, image: np.ndarray) -> np.ndarray | None:
         """Landmarks (68, 2) float32 of the largest face in an RGB frame, or None."""
         return self._detect(self.backend.prepare(image))
 
     def track(self, frame: np.ndarray) -> np.ndarray | None:
-        """Like detect, for consecutive frames of one stream: full detection only when lost."""
+        """Like detect, for consecutive frames of one stream: full detection only when needed.
+
+        A shot cut (the whole picture changes at once) ends the track: the face in the same
+        place after a cut is most likely someone else.
+        """
+        thumbnail = cv2.resize(frame, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+        if self._thumbnail is not None:
+            change = float(np.abs(thumbnail - self._thumbnail).mean()) / 255.0
+            if change > self.settings.cut_threshold:
+                self.reset()
+        self._thumbnail = thumbnail
         prepared = self.backend.prepare(frame)
-        if self._box is not None:
-            box = self.backend.find_face_near(prepared, self._box)
-            if box is not None:
-                points, confidence = self.backend.fit_landmarks(prepared, box)
-                if confidence >= self.min_confidence:
-                    self._follow(points)
-                    return points
-        return self._detect(prepared)
+        self._frames_since_detection += 1
+        if self._box is None:
+            return self._detect(prepared)
+        found = None
+        if self._frames_since_detection >= self.settings.redetect_every:
+            faces = self._full_detection(prepared)
+            larger = self._larger_face(prepared, faces)
+            if larger is not None:
+                return self._start_track(*larger)
+            found = max(faces, key=lambda box: _overlap(box, self._box), default=None)
+            if found is not None and _overlap(found, self._box) < SAME_FACE_OVERLAP:
+                found = None
+        if found is None:
+            found = self.backend.find_face_near(prepared, self._box)
+        if found is None:
+            return self._detect(prepared)
+        # Fit in the box that moved with the landmarks while it agrees with the box just found:
+        # detector boxes come in coarse steps and would make the fit jump. When they disagree
+        # (a head that moved fast, a fit that drifted, a found box that is off), fit in both and
+        # keep the fit that reproduces its own box best: a good fit is a fixed point.
+        if _overlap(found, self._box) >= REANCHOR_OVERLAP:
+            candidates = [self._box]
+        else:
+            candidates = [self._box, found]
+        fits = [(box, *self.backend.fit_landmarks(prepared, box)) for box in candidates]
+        fits = [fit for fit in fits if fit[2] >= self.settings.min_confidence]
+        if not fits:
+            return self._detect(prepared)
+        box, points, _ = max(fits, key=lambda fit: _overlap(fit[0], self._box_around(fit[1])))
+        if box is found:
+            return self._start_track(found, points, new_track=False)
+        self._follow(points)
+        return points
+
+    def _full_detection(self, prepared: Any) -> list[np.ndarray]:
+        self.full_detections += 1
+        self._frames_since_detection = 0
+        return self.backend.find_faces(prepared)
+
+    def _larger_face(
+        self, prepared: Any, faces: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(box, landmarks) of another face clearly larger than the tracked one, if any.
+
+        Sizes are compared on the landmarks: detector boxes come in coarse scale steps (dlib's
+        HOG pyramid: 1.2x), so two boxes can differ by 1.44x for faces 1.2x apart.
+        """
+        largest = _largest(faces)
+        if largest is None or _overlap(largest, self._box) >= SAME_FACE_OVERLAP:
+            return None  # no face, or the tracked face is itself the largest
+        points, confidence = self.backend.fit_landmarks(prepared, largest)
+        if confidence < self.settings.min_confidence:
+            return None
+        if face_radius(points) > self.settings.switch_face_ratio * self._radius:
+            return largest, points
+        return None
 
     def _detect(self, prepared: Any) -> np.ndarray | None:
-        self.full_detections += 1
-        box = _largest(self.backend.find_faces(prepared))
+        box = _largest(self._full_detection(prepared))
         if box is None:
             self._box = None
             return None
         points, confidence = self.backend.fit_landmarks(prepared, box)
-        if confidence < self.min_confidence:
+        if confidence < self.settings.min_confidence:
             self._box = None
             return None
+        return self._start_track(box, points)
+
+    def _start_track(
+        self, box: np.ndarray, points: np.ndarray, new_track: bool = True
+    ) -> np.ndarray:
         center, extent = _center_extent(points)
         self._box_offset = ((box[:2] + box[2:]) / 2.0 - center) / extent
-        self._box_size = float((box[2:] - box[:2]).max()) / extent
+        self._box_size = _box_side(box) / extent
         self._box = box
+        self._radius = face_radius(points)
+        self.track_id += int(new_track)
         return points
 
-    def _follow(self, points: np.ndarray) -> None:
-        """Move the box with the face, keeping its relation to the landmarks at detection."""
+    def _box_around(self, points: np.ndarray) -> np.ndarray:
+        """The box that stands to these landmarks as the detector's box did at detection."""
         center, extent = _center_extent(points)
         box_center = center + self._box_offset * extent
         half = self._box_size * extent / 2.0
-        self._box = np.concatenate([box_center - half, box_center + half])
+        return np.concatenate([box_center - half, box_center + half])
+
+    def _follow(self, points: np.ndarray) -> None:
+        """Move the box with the face, keeping its relation to the landmarks at detection."""
+        self._radius = face_radius(points)
+        self._box = self._box_around(points)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boxes."""
+    low, high = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
+    inter = float(np.prod(np.clip(high - low, 0, None)))
+    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _box_side(box: np.ndarray) -> float:
+    return float((box[2:] - box[:2]).max())
 
 
 def _center_extent(points: np.ndarray) -> tuple[np.ndarray, float]:
@@ -242,6 +365,13 @@ def _center_extent(points: np.ndarray) -> tuple[np.ndarray, float]:
     return (low + high) / 2.0, max(float((high - low).max()), 1.0)
 
 
-def make_detector(name: str, device: str = "auto") -> LandmarkDetector:
+def make_detector(
+    name: str, device: str = "auto", settings: TrackingSettings | None = None
+) -> LandmarkDetector:
     """A detector with fresh tracking state over the process-wide backend ``name``."""
-    return LandmarkDetector(load_backend(name, device))
+    return LandmarkDetector(load_backend(name, device), settings)
+
+
+def detector_from_config(config: Config) -> LandmarkDetector:
+    """The detector and tracking settings that config describes (data.detector, device)."""
+    return make_detector(config.data.detector, config.device, TrackingSettings.from_config(config))

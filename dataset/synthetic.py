@@ -25,6 +25,11 @@ from dataset.landmarks import make_detector
 VOXCELEB_SIZE = 224
 
 
+def voxceleb_framing(size: int) -> CropSettings:
+    """VoxCeleb2's own framing (the defaults of data.face_width and data.eye_line)."""
+    return CropSettings(size, face_width=0.52, eye_line=0.28)
+
+
 def face_pictures() -> dict[str, np.ndarray]:
     """RGB pictures of real faces that ship with installed packages."""
     hopper = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
@@ -32,12 +37,12 @@ def face_pictures() -> dict[str, np.ndarray]:
 
 
 def still_frame(picture: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A face-centred frame cut from a picture (like VoxCeleb2's), and its landmarks."""
+    """A face-centred frame cut from a picture, framed like VoxCeleb2's, and its landmarks."""
     detector = make_detector("dlib")
     points = detector.detect(picture)
     if points is None:
         raise ValueError("no face in the picture")
-    frame, _, _ = crop_face(picture, points, CropSettings(size, margin=0.35, shift_up=0.1))
+    frame, _, _ = crop_face(picture, points, voxceleb_framing(size))
     frame_points = detector.detect(frame)
     if frame_points is None:
         raise ValueError("no face in the face-centred still")

@@ -89,11 +89,34 @@ class DataConfig:
     detector: str = "dlib"  # 'dlib' | 'fan'
     batch_size: int = 8
     num_workers: int = 4
-    # The one face crop (dataset/face.py): square around the landmarks' bounding box, each side
-    # widened by crop_margin times the box side, centre moved up by crop_shift_up times the crop
-    # side (forehead), resized to model.image_size.
-    crop_margin: float = 0.25
-    crop_shift_up: float = 0.1
+    # The one face crop (dataset/face.py), framed like VoxCeleb2's own 224 px frames: the 68
+    # landmarks of a frontal face span face_width of the crop side, and the eyes' centre line
+    # sits at eye_line of the crop side from the top. The box is moved inside the frame where
+    # it fits; where it is larger than the frame, the missing part is filled by crop_padding
+    # ('replicate': edge pixels repeated; 'black').
+    face_width: float = 0.52
+    eye_line: float = 0.28
+    crop_padding: str = "replicate"
+    # Temporal stabilisation of the crop box (dataset/stabilizer.py). Preprocessing averages
+    # the box over stabilizer_radius frames before and after each stored frame (0: per-frame
+    # boxes); live streams use a causal One Euro filter (min cutoff in Hz, speed coefficient).
+    stabilizer_radius: int = 3
+    stabilizer_min_cutoff: float = 0.5
+    stabilizer_beta: float = 2.0
+    # Tracking (dataset/landmarks.py): a full-frame detection at least every redetect_every
+    # frames; the tracker moves to the largest face when the tracked one is smaller than it by
+    # more than switch_face_ratio (side lengths). FAN's mean heatmap score below
+    # fan_min_confidence counts as a lost face. A frame whose 32 px thumbnail differs from the
+    # previous one's by more than cut_threshold (mean, as a fraction of 255) is a shot cut and
+    # starts a new track (fast head motion in real footage: up to 0.08; a cut: 0.2-0.3).
+    redetect_every: int = 10
+    switch_face_ratio: float = 1.4
+    fan_min_confidence: float = 0.2
+    cut_threshold: float = 0.15
+    # One person per record (dataset/identity.py): frames whose dlib face descriptor is farther
+    # than identity_threshold from the record's dominant person are dropped.
+    identity_check: bool = True
+    identity_threshold: float = 0.6
     # JPEG quality of the frames in the store (OpenCV scale, 0-100).
     jpeg_quality: int = 95
     # A video is skipped when fewer sampled frames than this have a face (an episode needs

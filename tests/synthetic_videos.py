@@ -23,6 +23,28 @@ def still_frame(picture: np.ndarray, size: int = FRAME_SIZE) -> tuple[np.ndarray
     return synthetic.still_frame(picture, size)
 
 
+def small_then_large_face_video(
+    frames_before: int, frames_after: int, ratio: float = 2.0, large_face: str = "grace_hopper"
+) -> tuple[list[np.ndarray], tuple, tuple]:
+    """A small astronaut alone, then a face ratio times her size appears beside her.
+
+    Returns the frames and the two faces' regions ((x0, y0), (x1, y1)) in the frame.
+    """
+    pictures = face_pictures()
+    small_size, large_size = 170, round(170 * ratio)
+    small, _ = still_frame(pictures["astronaut"], small_size)
+    large, _ = still_frame(pictures[large_face], large_size)
+    height, width = large_size + 20, small_size + large_size + 60
+    background = np.full((height, width, 3), 40, np.uint8)
+    background[10 : 10 + small_size, 10 : 10 + small_size] = small
+    both = background.copy()
+    left = small_size + 50
+    both[10 : 10 + large_size, left : left + large_size] = large
+    small_box = ((10, 10), (10 + small_size, 10 + small_size))
+    large_box = ((left, 10), (left + large_size, 10 + large_size))
+    return [background] * frames_before + [both] * frames_after, small_box, large_box
+
+
 @dataclass
 class SyntheticTree:
     """A VoxCeleb2-style tree and what a preprocessing run must make of it."""
@@ -31,10 +53,13 @@ class SyntheticTree:
     truth: dict[tuple[str, str], np.ndarray]  # (video key, clip name) -> (frames, 68, 2)
     good: list[str]  # keys of videos that must give records
     skipped: dict[str, str]  # key -> expected skip reason
+    unreadable_clips: list[str]  # clip keys of good videos that must be listed as unreadable
+    other_person: dict[str, list[int]]  # key -> frames of a second person the record must drop
 
 
 def make_tree(root: Path, frames_per_clip: int = 10) -> SyntheticTree:
-    """Three good videos of two real faces, and three that preprocessing must skip."""
+    """Four good videos of two real faces (one with a broken clip, one that cuts from one
+    person to the other), and four that preprocessing must skip."""
     pictures = face_pictures()
     stills = {name: still_frame(picture) for name, picture in pictures.items()}
     truth = {}
@@ -50,22 +75,36 @@ def make_tree(root: Path, frames_per_clip: int = 10) -> SyntheticTree:
             frames, clip_truth = moving_clip(still, points, clip * frames_per_clip, frames_per_clip)
             write_video(root / identity / video / name, frames)
             truth[(f"{identity}/{video}", name)] = clip_truth
+    # A third clip of the astronaut's video is damaged: the video still gives a record.
+    random_bytes = np.random.default_rng(0).bytes(20_000)
+    (root / "id00001" / "vidAstro01" / "00003.mp4").write_bytes(random_bytes)
+    # A shot cut from the astronaut (4 frames) to Grace Hopper (8 frames) in one clip.
+    astronaut, astronaut_truth = moving_clip(*stills["astronaut"], 0, 4)
+    hopper, hopper_truth = moving_clip(*stills["grace_hopper"], 4, 8)
+    write_video(root / "id00006" / "vidCut" / "00001.mp4", astronaut + hopper)
+    truth[("id00006/vidCut", "00001.mp4")] = np.concatenate([astronaut_truth, hopper_truth])
     broken = root / "id00003" / "vidBroken" / "00001.mp4"
     broken.parent.mkdir(parents=True)
-    broken.write_bytes(np.random.default_rng(0).bytes(20_000))
+    broken.write_bytes(random_bytes)
     no_face = cv2.resize(data.coffee(), (FRAME_SIZE, FRAME_SIZE))
     write_video(root / "id00004" / "vidNoFace" / "00001.mp4", [no_face] * frames_per_clip)
     short, _ = moving_clip(*stills["astronaut"], 0, 2)
     write_video(root / "id00005" / "vidShort" / "00001.mp4", short)
+    photo = root / "id00007" / "vidPhoto" / "00001.mp4"  # a JPEG photo with a video's name
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(cv2.imencode(".jpg", stills["astronaut"][0])[1].tobytes())
     return SyntheticTree(
         root=root,
         truth=truth,
-        good=[f"{identity}/{video}" for identity, video, _, _ in plan],
+        good=[f"{identity}/{video}" for identity, video, _, _ in plan] + ["id00006/vidCut"],
         skipped={
             "id00003/vidBroken": "unreadable",
             "id00004/vidNoFace": "too_few_faces",
             "id00005/vidShort": "too_short",
+            "id00007/vidPhoto": "unreadable",
         },
+        unreadable_clips=["id00001/vidAstro01/00003.mp4"],
+        other_person={"id00006/vidCut": list(range(4))},
     )
 
 

@@ -10,11 +10,19 @@ from dataset.face import (
     FACE_PARTS,
     FLIP_PERMUTATION,
     CropSettings,
+    FaceBox,
+    crop_box,
     crop_face,
+    crop_matrix,
     draw_landmarks,
+    face_box,
+    fit_box,
     flip_landmarks,
     line_thickness,
+    transform_points,
 )
+from dataset.landmarks import make_detector
+from dataset.synthetic import face_pictures
 from dataset.value_range import image_to_tensor, tensor_to_image, value_range
 
 
@@ -26,56 +34,102 @@ def face_like_landmarks(center=(120.0, 100.0), extent=80.0, seed=0) -> np.ndarra
     return points.astype(np.float32)
 
 
-def test_crop_maps_landmarks_onto_the_same_image_content():
+SETTINGS = CropSettings(size=64, face_width=0.52, eye_line=0.28)
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> tuple[np.ndarray, np.ndarray]:
+    """A real photo and its dlib landmarks (the framing constants are calibrated on real faces)."""
+    picture = face_pictures()["astronaut"]
+    return picture, make_detector("dlib").detect(picture)
+
+
+@pytest.mark.parametrize("size", [64, 400])  # shrinking (area + warp) and enlarging (one warp)
+def test_crop_maps_landmarks_onto_the_same_image_content(size):
     image = np.zeros((240, 320, 3), np.uint8)
     landmarks = face_like_landmarks()
-    marked = landmarks[[5, 30, 50]]
-    for x, y in np.round(marked).astype(int):
-        image[y - 2 : y + 3, x - 2 : x + 3] = 255
-    settings = CropSettings(size=64, margin=0.25, shift_up=0.1)
+    marked = np.round(landmarks.mean(axis=0) + np.array([[-30, -20], [0, 25], [35, 0]]))
+    for x, y in marked.astype(int):
+        image[y - 3 : y + 4, x - 3 : x + 4] = 255
+    settings = CropSettings(size, 0.52, 0.28)
     crop, crop_points, matrix = crop_face(image, landmarks, settings)
-    assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
-    for x, y in crop_points[[5, 30, 50]]:
-        # The bright square sits where the transformed landmark says (within a pixel).
-        ys, xs = np.nonzero(crop[..., 0] > 60)
-        near = np.hypot(xs - x, ys - y) < 3
-        assert near.any()
-        assert np.hypot(xs[near].mean() - x, ys[near].mean() - y) < 1.0
+    assert crop.shape == (size, size, 3) and crop.dtype == np.uint8
+    ys, xs = np.mgrid[:size, :size]
+    for x, y in transform_points(marked, matrix):
+        # The bright square's centre of mass sits where the matrix maps it (sub-pixel).
+        near = (np.hypot(xs - x, ys - y) < 8 * matrix[0, 0] + 2) * crop[..., 0].astype(float)
+        centre = np.array([(xs * near).sum(), (ys * near).sum()]) / near.sum()
+        assert np.hypot(centre[0] - x, centre[1] - y) < 0.3
     expected = landmarks @ matrix[:, :2].T + matrix[:, 2]
-    np.testing.assert_allclose(crop_points, expected, atol=1e-4)
+    np.testing.assert_allclose(crop_points, expected, atol=1e-3)
 
 
-def test_crop_transform_is_exact_to_the_subpixel_when_upscaling():
+@pytest.mark.parametrize("size", [24, 96])
+def test_crop_transform_is_exact_to_the_subpixel(size):
     image = np.zeros((40, 40, 3), np.uint8)
     image[20, 17] = 255  # one bright pixel, centre at x=17, y=20
-    landmarks = face_like_landmarks(center=(18.0, 19.0), extent=8.0)
-    crop, _, matrix = crop_face(image, landmarks, CropSettings(96, 0.25, 0.0))
-    assert matrix[0, 0] > 6  # strong upscaling magnifies any half-pixel slip
+    box = FaceBox(18.3, 19.6, 14.2)  # not on whole pixels: no rounding of the box
+    crop = crop_box(image, box, size, "black")
+    matrix = crop_matrix(box, size)
     (x, y) = np.array([17.0, 20.0]) @ matrix[:, :2].T + matrix[:, 2]
-    peak_y, peak_x = np.unravel_index(crop[..., 0].argmax(), crop.shape[:2])
-    assert abs(peak_x - x) <= 0.75 and abs(peak_y - y) <= 0.75
+    ys, xs = np.mgrid[:size, :size]
+    weights = crop[..., 0].astype(np.float64)
+    centre = np.array([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum()
+    assert np.hypot(centre[0] - x, centre[1] - y) < 0.25, (centre, (x, y))
 
 
-def test_crop_is_square_with_margin_and_upward_shift():
-    landmarks = face_like_landmarks(extent=100.0)
-    settings = CropSettings(size=128, margin=0.25, shift_up=0.1)
-    _, points, matrix = crop_face(np.zeros((400, 400, 3), np.uint8), landmarks, settings)
-    assert matrix[0, 0] == pytest.approx(matrix[1, 1])
-    extent = points.max(axis=0) - points.min(axis=0)
-    assert extent.max() == pytest.approx(128 / 1.5, abs=1.5)
-    center = (points.max(axis=0) + points.min(axis=0)) / 2
-    assert center[0] == pytest.approx(64, abs=1.5)
-    assert center[1] == pytest.approx(64 + 0.1 * 128, abs=1.5)  # face below centre: forehead
+def test_frontal_face_is_framed_like_voxceleb2(astronaut):
+    picture, landmarks = astronaut
+    settings = CropSettings(256, face_width=0.52, eye_line=0.28)
+    crop, points, matrix = crop_face(picture, landmarks, settings)
+    assert matrix[0, 0] == pytest.approx(matrix[1, 1])  # square, no distortion
+    span = np.ptp(points[:, 0]) / 256
+    assert span == pytest.approx(0.52, abs=0.03)
+    eye_line = points[[36, 39, 42, 45], 1].mean() / 256
+    assert eye_line == pytest.approx(0.28, abs=0.01)
+    assert (crop.max(axis=(1, 2)) < 12).sum() == 0  # no black band anywhere
 
 
-def test_crop_is_padded_black_where_it_leaves_the_image():
+def test_an_open_mouth_or_a_blink_does_not_move_the_box(astronaut):
+    _, landmarks = astronaut
+    moved = landmarks.copy()
+    moved[5:12, 1] += 15  # the chin drops
+    moved[48:68, 1] += 10  # the lips open
+    moved[[37, 38, 40, 41, 43, 44, 46, 47], 1] += 3  # the lids close
+    moved[17:27, 1] -= 8  # the brows rise
+    assert face_box(moved, SETTINGS) == face_box(landmarks, SETTINGS)
+    shifted = landmarks + np.array([5.0, -3.0])  # a head that really moves moves the box
+    box, box_shifted = face_box(landmarks, SETTINGS), face_box(shifted, SETTINGS)
+    assert box_shifted.center_x == pytest.approx(box.center_x + 5)
+    assert box_shifted.center_y == pytest.approx(box.center_y - 3)
+    assert box_shifted.side == pytest.approx(box.side)
+
+
+def test_a_box_that_fits_is_moved_inside_the_image():
+    image = np.full((100, 160, 3), 200, np.uint8)
+    box = fit_box(FaceBox(center_x=20.0, center_y=60.0, side=80.0), 160, 100)
+    assert (box.left, box.top, box.side) == (-0.5, 19.5, 80.0)  # flush with the left edge
+    crop = crop_box(image, box, 64, "black")
+    assert crop.min() == 200  # no padding at all
+
+
+@pytest.mark.parametrize("padding, edge_value", [("replicate", 90), ("black", 0)])
+def test_a_box_larger_than_the_image_covers_it_and_pads_by_the_rule(padding, edge_value):
     image = np.full((100, 100, 3), 200, np.uint8)
-    landmarks = face_like_landmarks(center=(10.0, 50.0), extent=60.0)
-    crop, points, _ = crop_face(image, landmarks, CropSettings(64, 0.25, 0.0))
-    assert crop.shape == (64, 64, 3)
-    assert crop[32, :5].max() == 0  # left of the image: black
-    assert crop[32, -5:].min() == 200  # inside the image
-    assert points[:, 0].min() > 0
+    image[:, -10:] = 90  # a dark right edge that replicate padding repeats
+    box = fit_box(FaceBox(center_x=80.0, center_y=50.0, side=140.0), 100, 100)
+    # Moved left just enough to cover the image: its left edges meet, the rest is padding.
+    assert box.left == pytest.approx(-0.5) and box.left + box.side == pytest.approx(139.5)
+    crop = crop_box(image, box, 70, padding)
+    assert abs(int(crop[35, -3, 0]) - edge_value) <= 2  # padded right of the image
+    assert crop[35, 2, 0] == 200  # the image reaches the box's left edge: no padding there
+
+
+def test_unknown_padding_and_framing_outside_zero_one_are_refused():
+    with pytest.raises(ValueError, match="crop_padding"):
+        CropSettings(64, 0.52, 0.28, "mirror")
+    with pytest.raises(ValueError, match="face_width"):
+        CropSettings(64, 1.2, 0.28)
 
 
 def test_picture_draws_every_part_in_its_colour_on_black():

@@ -6,12 +6,13 @@ import urllib.error
 
 import numpy as np
 import pytest
-from synthetic_videos import still_frame
+from synthetic_videos import small_then_large_face_video, still_frame
 
 from dataset.landmarks import (
     DetectorUnavailableError,
     FanBackend,
     LandmarkDetector,
+    TrackingSettings,
     load_backend,
     make_detector,
 )
@@ -38,7 +39,51 @@ def test_tracking_follows_known_motion_with_few_full_detections(astronaut_clip):
         errors.append(mean_error(points, frame_truth))
     face_size = np.ptp(truth[0], axis=0).max()
     assert max(errors) < 0.04 * face_size, errors  # a few pixels on a ~100 px face
-    assert detector.full_detections == 1  # the face never left: detected once, then followed
+    # Full detections only at the start and every redetect_every (10) frames; one track.
+    assert detector.full_detections == 2 and detector.track_id == 1
+
+
+def test_tracker_moves_from_a_small_face_to_a_large_one_that_appears_later():
+    frames, small_box, large_box = small_then_large_face_video(frames_before=4, frames_after=16)
+    # Cut detection off: the periodic full detection alone must find the larger face.
+    settings = TrackingSettings(redetect_every=5, cut_threshold=1.0)
+    detector = make_detector("dlib", settings=settings)
+
+    def inside(points, box):
+        (x0, y0), (x1, y1) = box
+        return bool(np.all((points >= (x0, y0)) & (points <= (x1, y1))))
+
+    followed = []
+    for frame in frames:
+        points = detector.track(frame)
+        followed.append("small" if inside(points, small_box) else "large")
+        assert inside(points, small_box) or inside(points, large_box)
+    assert followed[:4] == ["small"] * 4  # alone in view: the small face is the main face
+    # The large face appears at frame 4; the next full detection (within 5 frames) moves there.
+    switch = followed.index("large")
+    assert 4 <= switch <= 4 + 5 and followed[switch:] == ["large"] * (len(frames) - switch)
+    assert detector.track_id == 2
+
+
+def test_a_slightly_larger_face_does_not_steal_the_track():
+    frames, _, _ = small_then_large_face_video(4, 8, ratio=1.2, large_face="astronaut")
+    settings = TrackingSettings(redetect_every=3, cut_threshold=1.0)
+    detector = make_detector("dlib", settings=settings)
+    for frame in frames:
+        detector.track(frame)
+    assert detector.track_id == 1
+
+
+def test_a_shot_cut_starts_a_new_track_on_the_new_face():
+    pictures = face_pictures()
+    astronaut, astronaut_truth = moving_clip(*still_frame(pictures["astronaut"]), 0, 4)
+    hopper, hopper_truth = moving_clip(*still_frame(pictures["grace_hopper"]), 0, 4)
+    detector = make_detector("dlib")
+    track_ids = []
+    for frame, truth in zip(astronaut + hopper, [*astronaut_truth, *hopper_truth]):
+        assert mean_error(detector.track(frame), truth) < 3.0  # right person, right shape
+        track_ids.append(detector.track_id)
+    assert track_ids == [1] * 4 + [2] * 4
 
 
 def test_still_detection_finds_the_moved_face(astronaut_clip):
