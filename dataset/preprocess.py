@@ -18,7 +18,7 @@ import multiprocessing
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +26,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from dataset.face import CropSettings, crop_face
-from dataset.landmarks import BACKENDS, LandmarkDetector, make_detector
+from dataset.face import CropSettings, FaceBox, crop_face, face_box
+from dataset.identity import dominant_person, load_describer
+from dataset.landmarks import BACKENDS, LandmarkDetector, detector_from_config
+from dataset.stabilizer import mean_box, window_boxes
 from dataset.store import (
     SKIPPED_DIR,
+    StoreError,
     StoreSettings,
     VideoRecord,
     ensure_settings,
@@ -41,12 +44,18 @@ from dataset.store import (
     write_record,
 )
 from dataset.video import VIDEO_SUFFIXES, VideoReadError, frame_count, read_frames
-from params.config import Config, add_config_arguments, config_from_args
+from params.config import Config, ConfigError, add_config_arguments, config_from_args
 
 SKIP_UNREADABLE = "unreadable"
 SKIP_TOO_SHORT = "too_short"
 SKIP_TOO_FEW_FACES = "too_few_faces"
+SKIP_TOO_FEW_SAME_PERSON = "too_few_same_person"
 SKIP_ERROR = "error"
+CLIP_UNREADABLE = "clip_unreadable"  # one clip of a video that gave a record all the same
+
+
+class PreprocessError(RuntimeError):
+    """A run that cannot start (no source, no videos, bad settings); nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,8 @@ class Outcome:
     key: str
     reason: str | None  # None: a record was written
     detail: str = ""
+    other_person_frames: int = 0  # frames dropped by the identity check
+    unreadable_clips: tuple[tuple[str, str], ...] = ()  # (clip file name, why)
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,9 @@ class PreprocessOptions:
     frames_per_video: int
     min_face_frames: int
     jpeg_quality: int
+    stabilizer_radius: int
+    identity_check: bool
+    identity_threshold: float
 
     @classmethod
     def from_config(cls, config: Config, store: Path) -> PreprocessOptions:
@@ -88,6 +102,9 @@ class PreprocessOptions:
             frames_per_video=data.frames_per_video,
             min_face_frames=data.min_face_frames,
             jpeg_quality=data.jpeg_quality,
+            stabilizer_radius=data.stabilizer_radius,
+            identity_check=data.identity_check,
+            identity_threshold=data.identity_threshold,
         )
 
 
@@ -107,13 +124,19 @@ def _video_files(folder: Path) -> list[Path]:
 def discover_videos(root: Path) -> list[VideoSource]:
     """Videos under root: ROOT/<identity>/<video>/<clips> folders and ROOT/<video file>."""
     if not root.is_dir():
-        raise FileNotFoundError(f"source folder not found: {root}")
+        raise PreprocessError(f"source folder not found: {root}")
     sources = [VideoSource(path.stem, path.stem, (path,)) for path in _video_files(root)]
     for identity in sorted(p for p in root.iterdir() if p.is_dir()):
         for video in sorted(p for p in identity.iterdir() if p.is_dir()):
             clips = _video_files(video)
             if clips:
                 sources.append(VideoSource(identity.name, video.name, tuple(clips)))
+    if not sources:
+        suffixes = ", ".join(VIDEO_SUFFIXES)
+        raise PreprocessError(
+            f"no videos in {root}: expected ROOT/<identity>/<video>/<clip> files or video "
+            f"files directly in ROOT ({suffixes})"
+        )
     return sources
 
 
@@ -137,103 +160,206 @@ def sample_positions(clip_lengths: list[int], count: int) -> list[tuple[int, int
     return [(int(c), int(i - starts[c])) for c, i in zip(clips, chosen, strict=True)]
 
 
-def _clip_lengths(source: VideoSource) -> list[int]:
-    lengths, errors = [], []
-    for clip in source.clips:
+def _clip_lengths(source: VideoSource) -> tuple[list[int], dict[int, str]]:
+    """Frame count of each clip (0 for a clip that does not open) and why clips failed."""
+    lengths, failed = [], {}
+    for index, clip in enumerate(source.clips):
         try:
             lengths.append(frame_count(clip))
         except VideoReadError as error:
             lengths.append(0)
-            errors.append(str(error))
+            failed[index] = str(error)
     if not any(lengths):
-        raise SkipVideo(SKIP_UNREADABLE, "; ".join(errors))
-    return lengths
+        raise SkipVideo(SKIP_UNREADABLE, "; ".join(failed.values()))
+    return lengths, failed
+
+
+@dataclass
+class CroppedFrame:
+    """One stored frame and what the identity check needs of it."""
+
+    jpeg: bytes
+    landmarks: np.ndarray  # crop coordinates
+    matrix: np.ndarray
+    clip: int
+    frame: int
+    descriptor: np.ndarray | None
+
+
+def window_frames(wanted: list[int], radius: int, length: int) -> list[int]:
+    """The frames within radius of any wanted frame, inside [0, length)."""
+    return sorted(
+        {
+            f
+            for index in wanted
+            for f in range(index - radius, index + radius + 1)
+            if 0 <= f < length
+        }
+    )
+
+
+def crop_clip(
+    path: Path,
+    clip: int,
+    wanted: list[int],
+    length: int,
+    options: PreprocessOptions,
+    detector: LandmarkDetector,
+    describe: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
+) -> list[CroppedFrame]:
+    """Track the face through the windows around the wanted frames and crop those frames.
+
+    Each wanted frame is cropped with the mean box of its window (stabilizer_radius frames on
+    each side, same face track): detector noise averages out, head motion stays. The tracker
+    starts afresh at each run of consecutive frames. Frames are
+    decoded in order and a wanted frame is cropped as soon as its window is complete, so only a
+    few frames are held in memory whatever the video's resolution.
+    """
+    radius = options.stabilizer_radius
+    encode = [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]
+    wanted_set = set(wanted)
+    boxes: dict[int, tuple[FaceBox, int]] = {}
+    pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # wanted frames awaiting their window
+    cropped = []
+
+    def finish(index: int, frame: np.ndarray, points: np.ndarray) -> None:
+        box = mean_box(window_boxes(boxes, index, radius))
+        crop, crop_points, matrix = crop_face(frame, points, options.crop, box)
+        jpeg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), encode)[1].tobytes()
+        descriptor = describe(frame, points) if describe is not None else None
+        cropped.append(CroppedFrame(jpeg, crop_points, matrix, clip, index, descriptor))
+
+    previous = None
+    for index, frame in read_frames(path, window_frames(wanted, radius, length)):
+        if previous is None or index != previous + 1:
+            detector.reset()  # no tracking across skipped frames: a new window starts afresh
+        previous = index
+        points = detector.track(frame)
+        if points is not None:
+            boxes[index] = (face_box(points, options.crop), detector.track_id)
+            if index in wanted_set:
+                pending.append((index, frame, points))
+        while pending and pending[0][0] + radius <= index:
+            finish(*pending.pop(0))
+    for item in pending:
+        finish(*item)
+    return cropped
 
 
 def build_record(
-    source: VideoSource, options: PreprocessOptions, detector: LandmarkDetector
-) -> VideoRecord:
-    """Sample, detect, crop and encode one video's frames; raises SkipVideo."""
-    lengths = _clip_lengths(source)
+    source: VideoSource,
+    options: PreprocessOptions,
+    detector: LandmarkDetector,
+    describe: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
+) -> tuple[VideoRecord, int, dict[int, str]]:
+    """Sample, detect, crop, check identity and encode one video's frames; raises SkipVideo.
+
+    Returns the record, the number of frames dropped as another person, and the clips that
+    could not be read (index -> why).
+    """
+    lengths, failed = _clip_lengths(source)
     if sum(lengths) < options.min_face_frames:
         raise SkipVideo(SKIP_TOO_SHORT, f"{sum(lengths)} frames < {options.min_face_frames}")
     by_clip: dict[int, list[int]] = collections.defaultdict(list)
     for clip, frame in sample_positions(lengths, options.frames_per_video):
         by_clip[clip].append(frame)
-    jpegs, landmarks, matrices, clip_indices, frame_indices = [], [], [], [], []
-    encode = [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]
+    frames: list[CroppedFrame] = []
     for clip, wanted in sorted(by_clip.items()):
-        detector.reset()
         try:
-            frames = read_frames(source.clips[clip], wanted)
-        except VideoReadError:
-            continue  # counted below: its frames have no face
-        for index, frame in sorted(frames.items()):
-            points = detector.track(frame)
-            if points is None:
-                continue
-            crop, crop_points, matrix = crop_face(frame, points, options.crop)
-            jpegs.append(cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), encode)[1])
-            landmarks.append(crop_points)
-            matrices.append(matrix)
-            clip_indices.append(clip)
-            frame_indices.append(index)
-    if len(jpegs) < options.min_face_frames:
-        detail = f"{len(jpegs)} frames with a face < {options.min_face_frames}"
+            frames += crop_clip(
+                source.clips[clip], clip, wanted, lengths[clip], options, detector, describe
+            )
+        except VideoReadError as error:  # decodes no frame, though its header opened
+            failed[clip] = str(error)
+    if len(frames) < options.min_face_frames:
+        detail = f"{len(frames)} frames with a face < {options.min_face_frames}"
         raise SkipVideo(SKIP_TOO_FEW_FACES, detail)
-    return VideoRecord(
+    dropped = 0
+    if describe is not None:
+        keep = dominant_person(np.stack([f.descriptor for f in frames]), options.identity_threshold)
+        dropped = len(frames) - len(keep)
+        if len(keep) < options.min_face_frames:
+            detail = (
+                f"{len(keep)} of {len(frames)} frames show the most frequent person "
+                f"< {options.min_face_frames}"
+            )
+            raise SkipVideo(SKIP_TOO_FEW_SAME_PERSON, detail)
+        frames = [frames[i] for i in keep]
+    record = VideoRecord(
         identity=source.identity,
         video=source.video,
-        jpeg_frames=[jpeg.tobytes() for jpeg in jpegs],
-        landmarks=np.stack(landmarks),
-        crop_matrices=np.stack(matrices),
+        jpeg_frames=[f.jpeg for f in frames],
+        landmarks=np.stack([f.landmarks for f in frames]),
+        crop_matrices=np.stack([f.matrix for f in frames]),
         clips=[clip.name for clip in source.clips],
-        clip_indices=np.array(clip_indices),
-        frame_indices=np.array(frame_indices),
+        clip_indices=np.array([f.clip for f in frames]),
+        frame_indices=np.array([f.frame for f in frames]),
     )
+    return record, dropped, failed
 
 
 def process_video(
-    source: VideoSource, options: PreprocessOptions, detector: LandmarkDetector
+    source: VideoSource,
+    options: PreprocessOptions,
+    detector: LandmarkDetector,
+    describe: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
 ) -> Outcome:
     """Write one record; any failure of this one video becomes a skip, never a lost run."""
     try:
-        write_record(options.store, build_record(source, options, detector))
+        record, dropped, failed = build_record(source, options, detector, describe)
+        write_record(options.store, record)
     except SkipVideo as skip:
         return Outcome(source.key, skip.reason, skip.detail)
     except Exception as error:  # one bad file must not end a run of 145k videos
         last = traceback.format_exception_only(error)[-1].strip()
         return Outcome(source.key, SKIP_ERROR, last)
-    return Outcome(source.key, None)
+    clips = tuple((source.clips[index].name, why) for index, why in sorted(failed.items()))
+    return Outcome(source.key, None, other_person_frames=dropped, unreadable_clips=clips)
 
 
-_worker_detector: LandmarkDetector | None = None
+@dataclass
+class Worker:
+    """What one process needs for every video: its detector and descriptor model, built once."""
+
+    detector: LandmarkDetector
+    describe: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
+
+    @classmethod
+    def from_config(cls, config: Config) -> Worker:
+        describe = load_describer() if config.data.identity_check else None
+        return cls(detector_from_config(config), describe)
+
+    def __call__(self, source: VideoSource, options: PreprocessOptions) -> Outcome:
+        return process_video(source, options, self.detector, self.describe)
 
 
-def _start_worker(detector_name: str, device: str) -> None:
+_worker: Worker | None = None
+
+
+def _start_worker(config: Config) -> None:
     """Pool initializer: one detector per process, built once and reused for every video."""
-    global _worker_detector
+    global _worker
     cv2.setNumThreads(1)  # parallelism comes from the processes
-    _worker_detector = make_detector(detector_name, device)
+    _worker = Worker.from_config(config)
 
 
 def _process_in_worker(source: VideoSource, options: PreprocessOptions) -> Outcome:
-    assert _worker_detector is not None, "worker started without _start_worker"
-    return process_video(source, options, _worker_detector)
+    assert _worker is not None, "worker started without _start_worker"
+    return _worker(source, options)
 
 
 def run_videos(
-    sources: list[VideoSource], options: PreprocessOptions, detector: str, device: str, workers: int
+    sources: list[VideoSource], options: PreprocessOptions, config: Config, workers: int
 ) -> Iterator[Outcome]:
     """Outcomes as videos finish; workers = 0 runs in this process (debugging, tests)."""
     if workers == 0:
-        local_detector = make_detector(detector, device)
-        yield from (process_video(source, options, local_detector) for source in sources)
+        worker = Worker.from_config(config)
+        yield from (worker(source, options) for source in sources)
         return
     # spawn: no CUDA or OpenCV thread state inherited from this process.
     context = multiprocessing.get_context("spawn")
     task = functools.partial(_process_in_worker, options=options)
-    with context.Pool(workers, _start_worker, (detector, device)) as pool:
+    with context.Pool(workers, _start_worker, (config,)) as pool:
         yield from pool.imap_unordered(task, iter(sources), chunksize=1)
 
 
@@ -260,6 +386,8 @@ class Summary:
     existing: int = 0
     previously_skipped: int = 0
     skipped: collections.Counter[str] = field(default_factory=collections.Counter)
+    other_person_frames: int = 0
+    unreadable_clips: int = 0
     seconds: float = 0.0
 
     def report(self) -> str:
@@ -267,8 +395,28 @@ class Summary:
         return (
             f"done {self.done}, already in store {self.existing}, "
             f"skipped {sum(self.skipped.values())} ({reasons or 'none'}), "
-            f"skipped by earlier runs {self.previously_skipped}, {self.seconds:.1f} s"
+            f"skipped by earlier runs {self.previously_skipped}; "
+            f"frames of another person dropped {self.other_person_frames}, "
+            f"unreadable clips {self.unreadable_clips}; {self.seconds:.1f} s"
         )
+
+
+def check_settings(config: Config) -> None:
+    """Settings errors, before anything is written."""
+    data = config.data
+    if data.detector not in BACKENDS:
+        raise PreprocessError(f"unknown detector '{data.detector}' (known: {', '.join(BACKENDS)})")
+    if not 1 <= data.min_face_frames <= data.frames_per_video:
+        raise PreprocessError(
+            f"need 1 <= data.min_face_frames ({data.min_face_frames}) "
+            f"<= data.frames_per_video ({data.frames_per_video})"
+        )
+    if data.stabilizer_radius < 0 or data.redetect_every < 1:
+        raise PreprocessError("need data.stabilizer_radius >= 0 and data.redetect_every >= 1")
+    try:
+        CropSettings.from_config(config)
+    except ValueError as error:
+        raise PreprocessError(str(error)) from error
 
 
 def preprocess(
@@ -279,24 +427,20 @@ def preprocess(
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
 ) -> Summary:
-    """Build or complete this shard's part of the store, then merge the manifest."""
+    """Build or complete this shard's part of the store, then merge the manifest.
+
+    Raises PreprocessError (nothing written) when the settings are wrong or src holds no
+    video, StoreError when the store was built with other settings.
+    """
     start = time.perf_counter()
-    data = config.data
-    if data.detector not in BACKENDS:
-        raise ValueError(f"unknown detector '{data.detector}' (known: {', '.join(BACKENDS)})")
-    if not 1 <= data.min_face_frames <= data.frames_per_video:
-        raise ValueError(
-            f"need 1 <= data.min_face_frames ({data.min_face_frames}) "
-            f"<= data.frames_per_video ({data.frames_per_video})"
-        )
+    check_settings(config)
+    sources = [source for source in discover_videos(src) if in_shard(source.key, shard)]
     options = PreprocessOptions.from_config(config, store)
     ensure_settings(store, StoreSettings.from_config(config))
     summary = Summary()
     skipped_before = read_skipped(store)
     todo = []
-    for source in discover_videos(src):
-        if not in_shard(source.key, shard):
-            continue
+    for source in sources:
         if record_path(store, source.identity, source.video).exists():
             summary.existing += 1
         elif skipped_before.get(source.key, SKIP_ERROR) != SKIP_ERROR:  # errors are retried
@@ -305,16 +449,24 @@ def preprocess(
             todo.append(source)
     skipped_path = _skipped_file(store, shard)
     skipped_path.parent.mkdir(parents=True, exist_ok=True)
-    outcomes = run_videos(todo, options, data.detector, config.device, workers)
+    outcomes = run_videos(todo, options, config, workers)
     with skipped_path.open("a") as skipped_log:
+
+        def log(key: str, reason: str, detail: str) -> None:
+            detail = " ".join(detail.split())  # one line, no tabs
+            skipped_log.write(f"{key}\t{reason}\t{detail}\n")
+            skipped_log.flush()
+
         for outcome in tqdm(outcomes, total=len(todo), unit="video", disable=not progress):
+            for clip, why in outcome.unreadable_clips:
+                summary.unreadable_clips += 1
+                log(f"{outcome.key}/{clip}", CLIP_UNREADABLE, why)
             if outcome.reason is None:
                 summary.done += 1
+                summary.other_person_frames += outcome.other_person_frames
                 continue
             summary.skipped[outcome.reason] += 1
-            detail = " ".join(outcome.detail.split())  # one line, no tabs
-            skipped_log.write(f"{outcome.key}\t{outcome.reason}\t{detail}\n")
-            skipped_log.flush()
+            log(outcome.key, outcome.reason, outcome.detail)
     write_manifest(store, shard)
     summary.seconds = time.perf_counter() - start
     return summary
@@ -364,12 +516,16 @@ def main(argv: Iterable[str] | None = None) -> int:
         parser.error("--src is required (unless --merge)")
     if args.workers < 0:
         parser.error("--workers must be >= 0")
-    config = config_from_args(args)
-    _options_into_config(args, config)
-    summary = preprocess(args.src, args.dst, config, args.workers, args.shard)
+    try:
+        config = config_from_args(args)
+        _options_into_config(args, config)
+        summary = preprocess(args.src, args.dst, config, args.workers, args.shard)
+    except (PreprocessError, StoreError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(summary.report())
-    if summary.skipped:
-        print(f"skipped videos and reasons: {_skipped_file(args.dst, args.shard)}")
+    if summary.skipped or summary.unreadable_clips:
+        print(f"skipped videos and clips, with reasons: {_skipped_file(args.dst, args.shard)}")
     return 1 if summary.done == 0 and summary.skipped.get(SKIP_ERROR) else 0
 
 

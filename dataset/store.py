@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dataset.face import CROP_VERSION, CropSettings
 from params.config import Config
 from utils.files import atomic_write_bytes
 
@@ -65,26 +66,44 @@ class VideoRecord:
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """What every record of a store shares; a run with other settings must use another store."""
+    """What every record of a store shares; a run with other settings must use another store.
 
+    crop_version names the crop function's behaviour (dataset/face.py CROP_VERSION): a store
+    made by an older crop is refused, never silently mixed with or trained against new crops.
+    """
+
+    crop_version: int
     image_size: int
-    crop_margin: float
-    crop_shift_up: float
+    face_width: float
+    eye_line: float
+    crop_padding: str
+    stabilizer_radius: int
     frames_per_video: int
     detector: str
     jpeg_quality: int
+    identity_check: bool
+    identity_threshold: float
 
     @classmethod
     def from_config(cls, config: Config) -> StoreSettings:
         data = config.data
         return cls(
+            crop_version=CROP_VERSION,
             image_size=config.model.image_size,
-            crop_margin=data.crop_margin,
-            crop_shift_up=data.crop_shift_up,
+            face_width=data.face_width,
+            eye_line=data.eye_line,
+            crop_padding=data.crop_padding,
+            stabilizer_radius=data.stabilizer_radius,
             frames_per_video=data.frames_per_video,
             detector=data.detector,
             jpeg_quality=data.jpeg_quality,
+            identity_check=data.identity_check,
+            identity_threshold=data.identity_threshold,
         )
+
+    @property
+    def crop(self) -> CropSettings:
+        return CropSettings(self.image_size, self.face_width, self.eye_line, self.crop_padding)
 
 
 @dataclass(frozen=True)
@@ -154,6 +173,15 @@ def split_of(identity: str, validation_fraction: float) -> str:
     return "validation" if position < validation_fraction else "train"
 
 
+def _differences(have: object, want: object, names: dict[str, str]) -> str:
+    """'label: store has X, run asks Y' for each field (name -> label) that differs."""
+    return ", ".join(
+        f"{label}: store has {getattr(have, name)!r}, run asks {getattr(want, name)!r}"
+        for name, label in names.items()
+        if getattr(have, name) != getattr(want, name)
+    )
+
+
 def ensure_settings(store: Path, settings: StoreSettings) -> None:
     """Record the settings of a new store, or check that an existing store has the same."""
     path = store / SETTINGS_NAME
@@ -162,20 +190,45 @@ def ensure_settings(store: Path, settings: StoreSettings) -> None:
         return
     existing = read_settings(store)
     if existing != settings:
-        differences = ", ".join(
-            f"{name}: store has {getattr(existing, name)!r}, run asks {value!r}"
-            for name, value in dataclasses.asdict(settings).items()
-            if getattr(existing, name) != value
+        names = {field.name: field.name for field in dataclasses.fields(StoreSettings)}
+        differences = _differences(existing, settings, names)
+        raise StoreError(
+            f"store {store} was built with other settings ({differences}): "
+            "use another --dst, or the store's settings"
         )
-        raise StoreError(f"store {store} was built with other settings ({differences})")
 
 
 def read_settings(store: Path) -> StoreSettings:
+    """The store's settings; a store made by an older crop is refused with what to do."""
     path = store / SETTINGS_NAME
     try:
-        return StoreSettings(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError) as error:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
         raise StoreError(f"no valid store settings at {path}: {error}") from error
+    version = values.get("crop_version", 1) if isinstance(values, dict) else None
+    if version != CROP_VERSION:
+        raise StoreError(
+            f"store {store} was made by an older face crop (version {version}, now "
+            f"{CROP_VERSION}): its frames are framed differently from what every other stage "
+            "crops now. Preprocess the videos again into a new store: "
+            "python -m dataset.preprocess --src VIDEOS --dst NEW_STORE"
+        )
+    try:
+        return StoreSettings(**values)
+    except TypeError as error:
+        raise StoreError(f"damaged store settings at {path}: {error}") from error
+
+
+def check_crop_matches(store: Path, settings: StoreSettings, config: Config) -> None:
+    """The run's crop settings must be the store's: every later stage crops with the config."""
+    wanted = CropSettings.from_config(config)
+    if settings.crop != wanted:
+        differences = _differences(settings.crop, wanted, CropSettings.CONFIG_KEYS)
+        raise StoreError(
+            f"store {store} was cropped with other settings than this run's config "
+            f"({differences}); set the config to the store's "
+            f"values (its {SETTINGS_NAME}) or preprocess again with this config"
+        )
 
 
 def in_shard(key: str, shard: tuple[int, int]) -> bool:

@@ -17,7 +17,15 @@ import torch
 from torch.utils.data import Dataset
 
 from dataset.face import draw_landmarks, flip_landmarks
-from dataset.store import SPLITS, StoreError, read_manifest, read_record, read_settings, split_of
+from dataset.store import (
+    SPLITS,
+    StoreError,
+    check_crop_matches,
+    read_manifest,
+    read_record,
+    read_settings,
+    split_of,
+)
 from dataset.value_range import image_to_tensor, value_range
 from params.config import Config
 
@@ -69,7 +77,7 @@ class VoxCelebDataset(Dataset):
 
     @classmethod
     def from_config(cls, config: Config, split: str = "train") -> VoxCelebDataset:
-        """The dataset that config describes; the store must hold crops of model.image_size."""
+        """The dataset that config describes; the store must be cropped as config crops."""
         data = config.data
         dataset = cls(
             data.store,
@@ -79,11 +87,7 @@ class VoxCelebDataset(Dataset):
             data.validation_fraction,
             data.flip_probability if split == "train" else 0.0,
         )
-        if dataset.settings.image_size != config.model.image_size:
-            raise StoreError(
-                f"store {data.store} holds {dataset.settings.image_size} px crops but "
-                f"model.image_size is {config.model.image_size}: preprocess again with --size"
-            )
+        check_crop_matches(dataset.store, dataset.settings, config)
         return dataset
 
     def __len__(self) -> int:

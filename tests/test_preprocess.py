@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import collections
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from synthetic_videos import BuiltStore, built_store
+from synthetic_videos import FRAME_SIZE, BuiltStore, built_store, still_frame, synthetic_config
 
 from dataset.face import transform_points
 from dataset.preprocess import (
+    PreprocessError,
     discover_videos,
     main,
     parse_shard,
@@ -29,6 +33,7 @@ from dataset.store import (
     record_path,
     split_of,
 )
+from dataset.synthetic import face_pictures, moving_clip, write_video
 from params.config import PARAMS_DIR
 
 
@@ -39,9 +44,87 @@ def built(tmp_path_factory) -> BuiltStore:
 
 def test_good_videos_give_records_and_bad_ones_are_skipped_with_reasons(built):
     assert built.summary.done == len(built.tree.good)
-    assert dict(built.summary.skipped) == {reason: 1 for reason in built.tree.skipped.values()}
+    assert built.summary.skipped == collections.Counter(built.tree.skipped.values())
     assert [entry.key for entry in read_manifest(built.store)] == sorted(built.tree.good)
-    assert read_skipped(built.store) == built.tree.skipped
+    clips = dict.fromkeys(built.tree.unreadable_clips, "clip_unreadable")
+    assert read_skipped(built.store) == {**built.tree.skipped, **clips}
+    assert built.summary.unreadable_clips == len(clips)
+    # The photo renamed to .mp4 is called what it is, not a too-short video.
+    assert (
+        "is a JPEG image, not a video" in (built.store / "skipped" / "shard-0-of-1.tsv").read_text()
+    )
+
+
+def test_a_cut_to_another_person_keeps_only_the_person_seen_most(built):
+    for key, others in built.tree.other_person.items():
+        record = read_record(record_path(built.store, *key.split("/")))
+        kept = record.frame_indices.tolist()
+        assert kept and not set(kept) & set(others), kept
+    # 6 frames sampled from the 12 of the cut video: 0 and 2 show the astronaut.
+    assert built.summary.other_person_frames == 2
+
+
+def test_the_person_seen_most_needs_enough_frames(tmp_path):
+    pictures = face_pictures()
+    astronaut, hopper = (still_frame(pictures[name]) for name in ("astronaut", "grace_hopper"))
+    frames = moving_clip(*astronaut, 0, 6)[0] + moving_clip(*hopper, 0, 6)[0]
+    write_video(tmp_path / "videos" / "two_people.mp4", frames)
+    config = synthetic_config()
+    config.data.frames_per_video, config.data.min_face_frames = 12, 7
+    summary = preprocess(tmp_path / "videos", tmp_path / "store", config, 0, progress=False)
+    assert summary.skipped == {"too_few_same_person": 1}
+    config.data.identity_check = False  # switched off: both people stay
+    summary = preprocess(tmp_path / "videos", tmp_path / "unchecked", config, 0, progress=False)
+    assert summary.done == 1
+    assert read_manifest(tmp_path / "unchecked")[0].num_frames == 12
+
+
+def test_voxceleb_like_frames_are_cropped_to_nearly_the_whole_frame(built):
+    size = built.config.model.image_size
+    for entry in read_manifest(built.store):
+        record = read_record(built.store / entry.path)
+        span = np.ptp(record.landmarks[:, :, 0], axis=1) / size
+        assert np.median(span) == pytest.approx(0.52, abs=0.04), entry.key
+        sides = size / record.crop_matrices[:, 0, 0]  # source pixels per crop side
+        assert np.all(np.abs(sides / FRAME_SIZE - 1) < 0.12), (entry.key, sides)
+        for jpeg in record.jpeg_frames:
+            frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            assert (frame.max(axis=(1, 2)) < 12).sum() == 0  # no black band
+
+
+def test_stored_boxes_average_detector_noise_over_neighbouring_frames(tmp_path):
+    still, _ = still_frame(face_pictures()["astronaut"])
+    rng = np.random.default_rng(0)
+    noisy = [  # a still head; only sensor noise changes from frame to frame
+        np.clip(still + rng.normal(0, 12, still.shape), 0, 255).astype(np.uint8) for _ in range(24)
+    ]
+    write_video(tmp_path / "videos" / "still.mp4", noisy)
+    spreads = {}
+    for radius in (0, 3):
+        config = synthetic_config()
+        config.data.frames_per_video, config.data.stabilizer_radius = 24, radius
+        store = tmp_path / f"store{radius}"
+        assert preprocess(tmp_path / "videos", store, config, 0, progress=False).done == 1
+        matrices = read_record(record_path(store, "still", "still")).crop_matrices
+        spreads[radius] = float(np.std(np.log(matrices[:, 0, 0])) + np.std(matrices[:, :, 2]))
+    assert spreads[3] < 0.5 * spreads[0], spreads
+
+
+def test_a_missing_or_empty_source_stops_before_anything_is_written(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no videos here")
+    for src, message in (("missing", "source folder not found"), ("empty", "no videos in")):
+        store = tmp_path / f"store-{src}"
+        assert main(["--src", str(tmp_path / src), "--dst", str(store), "--workers", "0"]) == 2
+        assert message in capsys.readouterr().err
+        assert not store.exists()
+
+
+def test_store_files_get_the_users_umask_permissions(built):
+    mask = os.umask(0)
+    os.umask(mask)
+    files = [p for p in built.store.rglob("*") if p.is_file()]
+    assert files and {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o666 & ~mask}
 
 
 def test_records_hold_cropped_frames_and_landmarks_near_the_known_motion(built):
@@ -58,7 +141,7 @@ def test_records_hold_cropped_frames_and_landmarks_near_the_known_motion(built):
             truth = built.tree.truth[(entry.key, clip)][record.frame_indices[i]]
             truth_in_crop = transform_points(truth, record.crop_matrices[i])
             error = np.linalg.norm(record.landmarks[i] - truth_in_crop, axis=1).mean()
-            assert error < 0.03 * size, (entry.key, i, error)
+            assert error < 0.045 * size, (entry.key, i, error)  # ~8% of the face width
     # Frames are sampled across both clips of the two-clip video.
     two_clips = read_record(record_path(built.store, "id00001", "vidAstro01"))
     assert set(two_clips.clip_indices.tolist()) == {0, 1}
@@ -89,7 +172,7 @@ def test_resume_rebuilds_exactly_the_removed_records(built, tmp_path, capsys):
     command += ["--config", str(PARAMS_DIR / "tiny.yaml"), "--set", "data.frames_per_video=6"]
     assert main(command) == 0
     # Skipped videos are not retried.
-    assert "done 2, already in store 1, skipped 0 (none), skipped by earlier runs 3" in (
+    assert "done 2, already in store 2, skipped 0 (none), skipped by earlier runs 4" in (
         capsys.readouterr().out
     )
     assert all(record_path(store, *key.split("/")).exists() for key in removed)
@@ -103,7 +186,7 @@ def test_shards_share_the_work_and_merge_into_one_manifest(built, tmp_path):
     first = preprocess(built.tree.root, store, config, workers=0, shard=(0, 2), progress=False)
     second = preprocess(built.tree.root, store, config, workers=0, shard=(1, 2), progress=False)
     assert first.done + second.done == len(built.tree.good)
-    assert sum(first.skipped.values()) + sum(second.skipped.values()) == 3
+    assert sum(first.skipped.values()) + sum(second.skipped.values()) == len(built.tree.skipped)
     # Each shard wrote its own manifest: none can overwrite another's, the reader unions them.
     shard_files = sorted(p.name for p in (store / MANIFESTS_DIR).iterdir())
     assert shard_files == ["shard-0-of-2.json", "shard-1-of-2.json"]
@@ -114,15 +197,16 @@ def test_shards_share_the_work_and_merge_into_one_manifest(built, tmp_path):
         read_manifest(store)
     assert main(["--dst", str(store), "--merge"]) == 0
     assert [entry.key for entry in read_manifest(store)] == sorted(built.tree.good)
-    assert read_skipped(store) == built.tree.skipped
+    assert read_skipped(store).items() >= built.tree.skipped.items()
 
 
-def test_other_settings_on_an_existing_store_are_refused(built, tmp_path):
+def test_other_settings_on_an_existing_store_are_refused(built, tmp_path, capsys):
     store = tmp_path / "store"
     shutil.copytree(built.store, store)
     before = sorted(p.name for p in store.rglob("*"))
-    with pytest.raises(StoreError, match="image_size"):
-        main(["--src", str(built.tree.root), "--dst", str(store), "--workers", "0", "--size", "96"])
+    command = ["--src", str(built.tree.root), "--dst", str(store), "--workers", "0"]
+    assert main([*command, "--size", "96"]) == 2
+    assert "image_size: store has 64, run asks 96" in capsys.readouterr().err
     assert sorted(p.name for p in store.rglob("*")) == before
 
 
@@ -136,7 +220,7 @@ def test_discovery_reads_voxceleb_trees_and_flat_folders(tmp_path):
         ("bob", "bob", ["bob.avi"]),
         ("id1", "vidA", ["00001.mp4", "00002.mp4"]),
     ]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(PreprocessError, match="source folder not found"):
         discover_videos(tmp_path / "missing")
 
 
@@ -181,4 +265,5 @@ def test_unexpected_errors_are_logged_and_retried_by_the_next_run(built, tmp_pat
     assert failed.done == 0 and failed.skipped["error"] == len(built.tree.good)
     assert "No space left" in (store / "skipped" / "shard-0-of-1.tsv").read_text()
     retried = preprocess(built.tree.root, store, built.config, workers=0, progress=False)
-    assert retried.done == len(built.tree.good) and retried.previously_skipped == 3
+    assert retried.done == len(built.tree.good)
+    assert retried.previously_skipped == len(built.tree.skipped)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 
 import cv2
 import numpy as np
@@ -106,13 +108,28 @@ def test_works_with_dataloader_workers_and_a_distributed_sampler(built):
     assert set(seen) == set(range(len(dataset)))
 
 
-def test_split_and_size_mismatches_are_clear_errors(built):
-    with pytest.raises(StoreError, match="model.image_size"):
+def test_split_and_crop_mismatches_are_clear_errors(built):
+    with pytest.raises(StoreError, match="model.image_size: store has 64, run asks 128"):
         make_dataset(built, image_size=128)
+    # Every framing setting counts, not only the size: later stages crop with the config.
+    for key, value in (("face_width", 0.6), ("eye_line", 0.35), ("crop_padding", "black")):
+        with pytest.raises(StoreError, match=f"data.{key}: store has"):
+            make_dataset(built, data={key: value})
     with pytest.raises(StoreError, match="no validation video"):
         VoxCelebDataset(built.store, 2, "tanh", split="validation", validation_fraction=0.0)
     everyone = VoxCelebDataset(built.store, 2, "tanh", split="validation", validation_fraction=1.0)
     assert len(everyone) == len(built.tree.good)
-    frames = min(entry.num_frames for entry in read_manifest(built.store))
+    frames = max(entry.num_frames for entry in read_manifest(built.store))
     with pytest.raises(StoreError, match=f"at least {frames + 1}"):
         VoxCelebDataset(built.store, frames, "tanh", split="all")
+
+
+def test_a_store_made_by_the_old_crop_is_refused_with_what_to_do(built, tmp_path):
+    store = tmp_path / "old"
+    shutil.copytree(built.store, store)
+    settings = json.loads((store / "store.json").read_text())
+    del settings["crop_version"], settings["face_width"], settings["eye_line"]
+    settings.update(crop_margin=0.25, crop_shift_up=0.1)  # what issue 3's stores hold
+    (store / "store.json").write_text(json.dumps(settings))
+    with pytest.raises(StoreError, match="older face crop .*Preprocess the videos again"):
+        VoxCelebDataset(store, 2, "tanh", split="all")

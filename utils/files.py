@@ -10,6 +10,17 @@ from typing import Any
 import torch
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Temporary files are created private (0600); the final file gets the mode that a plain open()
+# would have given it, so a store or checkpoint shared between users stays readable.
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: str | Path, write) -> None:
     """Call write(temp_path), then rename the temp file onto path (same folder, same disk)."""
     path = Path(path)
@@ -21,6 +32,7 @@ def atomic_write(path: str | Path, write) -> None:
     os.close(fd)
     try:
         write(temp)
+        os.chmod(temp, FILE_MODE)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
