@@ -2,9 +2,11 @@
 
     python -m bench.preprocess [--src ROOT] [--videos 8] [--repeats 3]
 
-Measures preprocessing throughput (videos per second, in total and per worker process),
-landmark time per frame for each backend that loads (full-frame detection and tracking),
-rasterisation time per 256 px landmark picture, and store bytes per video. Without --src it
+Measures preprocessing throughput (videos per second, in total and per worker process) with the
+default settings and with the crop stabiliser and the identity check switched off (what each
+costs per video), landmark time per frame for each backend that loads (full-frame detection and
+tracking), the face descriptor's time, rasterisation time per 256 px landmark picture, and
+store bytes per video. Without --src it
 times VoxCeleb2-like synthetic videos (224 px; VoxCeleb2 dev averages 7.5 clips of about 200
 frames per video) of real faces.
 """
@@ -14,8 +16,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
-import re
 import statistics
 import tempfile
 import time
@@ -25,7 +25,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.results import machine_line, write_section
 from dataset.face import CropSettings, crop_face, draw_landmarks
+from dataset.identity import load_describer
 from dataset.landmarks import BACKENDS, DetectorUnavailableError, LandmarkDetector, load_backend
 from dataset.preprocess import PreprocessOptions, discover_videos, run_videos
 from dataset.store import RECORDS_DIR
@@ -37,11 +39,8 @@ from dataset.synthetic import (
     synthetic_voxceleb,
 )
 from params.config import load_config
-from utils.files import atomic_write_bytes
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SECTION_START = "<!-- bench.preprocess:start -->"
-SECTION_END = "<!-- bench.preprocess:end -->"
+SECTION = "bench.preprocess"
 
 
 def median_seconds(action: Callable[[], object], repeats: int) -> float:
@@ -59,18 +58,22 @@ def store_bytes(store: Path) -> int:
     return sum(path.stat().st_size for path in (store / RECORDS_DIR).rglob("*.npz"))
 
 
-def time_throughput(src: Path, workers: int, store: Path) -> tuple[float, float]:
+def time_throughput(
+    src: Path, workers: int, store: Path, overrides: tuple[str, ...] = ()
+) -> tuple[float, float]:
     """(videos per second once the workers run, seconds until the first video) at 256 px.
 
     The rate is taken between the first and the last finished video, so that process start-up
     (paid once per run, a few seconds) does not hide the per-video cost.
     """
-    config = load_config(overrides=["model.image_size=256", "data.frames_per_video=32"])
+    config = load_config(
+        overrides=["model.image_size=256", "data.frames_per_video=32", "device=cpu", *overrides]
+    )
     options = PreprocessOptions.from_config(config, store)
     sources = discover_videos(src)
     start = time.perf_counter()
     finished = []
-    for outcome in run_videos(sources, options, "dlib", "cpu", workers):
+    for outcome in run_videos(sources, options, config, workers):
         assert outcome.reason is None, f"benchmark video skipped: {outcome}"
         finished.append(time.perf_counter())
     return (len(finished) - 1) / (finished[-1] - finished[0]), finished[0] - start
@@ -97,7 +100,7 @@ def time_landmarks(repeats: int) -> dict[str, str]:
     results = {}
     for name in BACKENDS:
         try:
-            detector = LandmarkDetector(load_backend(name))
+            detector = LandmarkDetector(load_backend(name, "cpu"))
         except DetectorUnavailableError as error:
             results[name] = f"unavailable ({str(error).splitlines()[0]})"
             continue
@@ -113,42 +116,21 @@ def time_landmarks(repeats: int) -> dict[str, str]:
     return results
 
 
+def time_descriptor(repeats: int) -> float:
+    """ms per dlib face descriptor (the identity check's cost per stored frame)."""
+    still, points = still_frame(face_pictures()["astronaut"], VOXCELEB_SIZE)
+    describe = load_describer()
+    return median_seconds(lambda: [describe(still, points) for _ in range(5)], repeats) * 200
+
+
 def time_picture_and_crop(repeats: int) -> tuple[float, float]:
     """(ms per 256 px landmark picture, ms per 256 px crop of a 224 px frame)."""
     still, points = still_frame(face_pictures()["astronaut"], VOXCELEB_SIZE)
-    settings = CropSettings(256, 0.25, 0.1)
+    settings = CropSettings.from_config(load_config(overrides=["model.image_size=256"]))
     _, crop_points, _ = crop_face(still, points, settings)
     draw = median_seconds(lambda: [draw_landmarks(crop_points, 256) for _ in range(100)], repeats)
     crop = median_seconds(lambda: [crop_face(still, points, settings) for _ in range(100)], repeats)
     return draw * 10, crop * 10  # 100 calls: seconds * 1000 / 100
-
-
-def machine_info() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        cpu = found.group(1).strip() if found else cpu
-    import dlib
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (
-        f"{cpu}, {os.cpu_count()} cores, GPU {gpu}; Python {platform.python_version()}, "
-        f"OpenCV {cv2.__version__}, dlib {dlib.__version__}, torch {torch.__version__}"
-    )
-
-
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (other sections stay as they are)."""
-    section = f"{SECTION_START}\n{text.strip()}\n{SECTION_END}"
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(SECTION_START) + ".*?" + re.escape(SECTION_END), re.DOTALL)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: section, current)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + section + "\n"
-    atomic_write_bytes(RESULTS, updated.encode())
 
 
 def main() -> None:
@@ -167,11 +149,15 @@ def main() -> None:
         if src is None:
             src = work / "videos"
             synthetic_voxceleb(src, args.videos, args.clips, args.clip_frames)
+        plain = ("data.stabilizer_radius=0", "data.identity_check=false")
         single, _ = time_throughput(src, 0, work / "single")
+        no_identity, _ = time_throughput(src, 0, work / "a", ("data.identity_check=false",))
+        unstabilised, _ = time_throughput(src, 0, work / "b", plain)
         parallel, startup = time_throughput(src, args.workers, work / "parallel")
         records = len(list((work / "parallel" / RECORDS_DIR).rglob("*.npz")))
         size = store_bytes(work / "parallel")
     landmarks = time_landmarks(args.repeats)
+    descriptor_ms = time_descriptor(args.repeats)
     picture_ms, crop_ms = time_picture_and_crop(args.repeats)
     source = args.src or (
         f"{args.videos} synthetic 224 px videos of {args.clips} clips x {args.clip_frames} frames"
@@ -179,23 +165,30 @@ def main() -> None:
     lines = [
         "## Data preprocessing (`python -m bench.preprocess`)",
         "",
-        f"Machine: {machine_info()}.",
+        machine_line(),
         f"Input: {source}; store at 256 px, 32 frames per video, dlib, JPEG quality 95.",
         f"Per-call times: medians of {args.repeats} runs.",
         "",
         "| measure | value |",
         "|---|---|",
-        f"| throughput, 1 process | {single:.2f} videos/s |",
-        f"| throughput, {args.workers} worker processes | {parallel:.2f} videos/s "
+        f"| throughput, 1 process, defaults (stabiliser radius 3, identity check) | "
+        f"{single:.2f} videos/s ({1 / single:.2f} s per video) |",
+        f"| throughput, 1 process, identity check off | {no_identity:.2f} videos/s "
+        f"(the check costs {1 / single - 1 / no_identity:.2f} s per video) |",
+        f"| throughput, 1 process, stabiliser and identity check off | {unstabilised:.2f} "
+        f"videos/s (the stabiliser's windows cost {1 / no_identity - 1 / unstabilised:.2f} s "
+        "per video) |",
+        f"| throughput, {args.workers} worker processes, defaults | {parallel:.2f} videos/s "
         f"({parallel / args.workers:.2f} per core); first video after {startup:.1f} s |",
         *(f"| landmarks, {name} | {value} |" for name, value in landmarks.items()),
+        f"| face descriptor (dlib ResNet), per stored frame | {descriptor_ms:.1f} ms |",
         f"| landmark picture, 256 px | {picture_ms:.3f} ms |",
         f"| face crop to 256 px | {crop_ms:.3f} ms |",
         f"| store size | {size / max(records, 1) / 1024:.0f} KiB per video "
         f"({size / max(records, 1) / 32 / 1024:.1f} KiB per frame), {records} records |",
     ]
     text = "\n".join(lines)
-    write_section(text)
+    write_section(SECTION, text)
     print(text)
 
 
