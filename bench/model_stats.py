@@ -36,7 +36,7 @@ def model_stats(config, num_videos: int) -> dict[str, dict[str, float]]:
     model = config.model
     size = model.image_size
     embedder, generator = Embedder(model).eval(), Generator(model).eval()
-    discriminator = Discriminator(model, num_videos=1).eval()
+    discriminator = Discriminator(model).eval()
     frame = torch.rand(1, 1, 3, size, size)
     embedding = torch.rand(1, model.embedding_dim)
     w_size = num_videos * model.embedding_dim
@@ -52,10 +52,8 @@ def model_stats(config, num_videos: int) -> dict[str, dict[str, float]]:
             "P_params": generator.projection.weight.numel(),
         },
         "discriminator": {
-            "params": parameter_count(discriminator) - discriminator.W.numel(),
-            "gflops": forward_flops(
-                lambda: discriminator(frame[:, 0], frame[:, 0], torch.tensor([0]))
-            )
+            "params": parameter_count(discriminator),
+            "gflops": forward_flops(lambda: discriminator(frame[:, 0], frame[:, 0], embedding))
             / 1e9,
             "W_params": w_size,
             "W_videos": num_videos,

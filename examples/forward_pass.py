@@ -94,13 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(config.device)
     batch = {key: value.to(device) for key, value in batch.items()}
     embedder, generator = Embedder(model).to(device).eval(), Generator(model).to(device).eval()
-    discriminator = Discriminator(model, num_videos=int(batch["video_index"].max()) + 1)
+    discriminator = Discriminator(model)
     discriminator.to(device).eval()
     start = time.perf_counter()
     with torch.no_grad():
         e_hat = embedder(batch["frames"], batch["landmark_images"])
         generated = generator(batch["target_landmark_image"], e_hat)
-        scores, _ = discriminator(generated, batch["target_landmark_image"], batch["video_index"])
+        w_rows = 0.02 * torch.randn(len(generated), model.embedding_dim, device=device)
+        scores, _ = discriminator(generated, batch["target_landmark_image"], w_rows)
     seconds = time.perf_counter() - start
 
     def pictures(tensor: torch.Tensor) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from loss.vggface import VGGFACE_CONV_INDICES, VGGFACE_LINEAR_INDICES
+from loss.vggface import INPUT_ORDER_KEY, VGGFACE_CONV_INDICES, VGGFACE_LINEAR_INDICES
 from utils.files import atomic_save
 
 # Field numbers from Caffe's caffe.proto.
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     except CaffeFormatError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    atomic_save(state, target)
+    atomic_save({**state, INPUT_ORDER_KEY: "bgr"}, target)
     count = sum(t.numel() for t in state.values())
     print(f"wrote {target}: {len(state)} tensors, {count:,} values")
     return 0

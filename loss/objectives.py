@@ -1,8 +1,9 @@
 """The two sides of meta-learning, assembled from the loss terms (SPEC section 3).
 
 Each function routes gradients to exactly the parameters its side updates: the generator
-side reaches E, G and P (and W only through the match loss, when configured); the
-discriminator side reaches D's trunk, w_0, b and W.
+side reaches E, G and P (and the batch's W rows only through the match loss, when configured);
+the discriminator side reaches D's trunk, w_0, b and the batch's W rows. W rows come in as a
+tensor (training/video_table.py gathers them), so their gradient is whatever reaches it.
 """
 
 from __future__ import annotations
@@ -44,41 +45,49 @@ def generator_side_loss(
     fake: torch.Tensor,
     real: torch.Tensor,
     landmarks: torch.Tensor,
-    video_index: torch.Tensor | None,
+    w_rows: torch.Tensor | None,
     embedding: torch.Tensor | None,
 ) -> dict[str, torch.Tensor]:
-    """L_CNT + L_ADV (+ L_MCH when video_index and embedding are given); every term logged.
+    """L_CNT + L_ADV (+ L_MCH when w_rows and embedding are given); every term logged.
 
-    Returns the weighted terms and their sum under 'total'.
+    w_rows: the batch's rows of W (None in person mode). Returns the weighted terms and their
+    sum under 'total'.
     """
     terms = content_loss(fake, real)
+    # W belongs to D: frozen here like D's own parameters (only the match loss may reach it).
+    d_rows = None if w_rows is None else w_rows.detach()
     with frozen(discriminator):
-        fake_scores, fake_activations = discriminator(fake, landmarks, video_index)
+        fake_scores, fake_activations = discriminator(fake, landmarks, d_rows)
         with torch.no_grad():
-            _, real_activations = discriminator(real, landmarks, video_index)
+            _, real_activations = discriminator(real, landmarks, d_rows)
     terms["adversarial"] = generator_adversarial_loss(fake_scores)
     terms["feature_matching"] = config.feature_matching_weight * feature_matching_loss(
         fake_activations, real_activations
     )
-    if video_index is not None and embedding is not None:
-        w_columns = discriminator.W[video_index]
-        if not config.match_loss_updates_w:
-            w_columns = w_columns.detach()
-        terms["match"] = config.match_weight * match_loss(w_columns, embedding)
+    if w_rows is not None and embedding is not None:
+        target = w_rows if config.match_loss_updates_w else w_rows.detach()
+        terms["match"] = config.match_weight * match_loss(target, embedding)
     terms["total"] = sum(terms.values())
     return terms
 
 
 def discriminator_side_loss(
-    discriminator: Discriminator,
+    discriminator: nn.Module,
     fake: torch.Tensor,
     real: torch.Tensor,
     landmarks: torch.Tensor,
-    video_index: torch.Tensor | None,
+    w_rows: torch.Tensor | None,
 ) -> dict[str, torch.Tensor]:
-    """Hinge loss; the fake frame is detached so that nothing upstream of D gets gradient."""
-    real_scores, _ = discriminator(real, landmarks, video_index)
-    fake_scores, _ = discriminator(fake.detach(), landmarks, video_index)
+    """Hinge loss; the fake frame is detached so that nothing upstream of D gets gradient.
+
+    Real and fake frames go through D as one batch: one forward and one backward instead of
+    two (the layers are per-sample, so the scores are the same).
+    """
+    batch = real.shape[0]
+    images = torch.cat([real, fake.detach()])
+    rows = None if w_rows is None else torch.cat([w_rows, w_rows])
+    scores, _ = discriminator(images, torch.cat([landmarks, landmarks]), rows)
+    real_scores, fake_scores = scores[:batch], scores[batch:]
     return {
         "total": discriminator_hinge_loss(real_scores, fake_scores),
         "real_score": real_scores.detach().mean(),

@@ -131,7 +131,9 @@ class ContentLoss(nn.Module):
             vgg19_trunk, vggface_trunk = vgg_features(19), vgg_features(16)
         else:
             vgg19_trunk = load_vgg19_features(config.vgg19_weights)
-            vggface_trunk = load_vggface_features(config.vggface_weights)
+            vggface_trunk = load_vggface_features(
+                config.vggface_weights, config.vggface_input_order
+            )
         for name, weights in (
             ("vgg19_layer_weights", config.vgg19_layer_weights),
             ("vggface_layer_weights", config.vggface_layer_weights),

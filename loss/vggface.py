@@ -18,6 +18,9 @@ from torchvision.models.vgg import cfgs, make_layers
 VGGFACE_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 VGGFACE_LINEAR_INDICES = (0, 3, 6)
 _CAFFE_CONV_NAME = re.compile(r"^conv(\d)_(\d)\.(weight|bias)$")
+# Our converter writes this key next to the weights: its files take the Caffe convention.
+INPUT_ORDER_KEY = "input_order"
+INPUT_ORDERS = ("bgr", "rgb")
 
 
 class PerceptualWeightsError(FileNotFoundError):
@@ -55,8 +58,17 @@ def _features_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return result
 
 
-def load_vggface_features(path: str | Path | None) -> nn.Sequential:
-    """VGGFace's convolutional part with weights from a converted state dict."""
+def load_vggface_features(path: str | Path | None, input_order: str | None = None) -> nn.Sequential:
+    """VGGFace's convolutional part, taking the Caffe convention (BGR, 0..255, mean pixel off).
+
+    The colour order a file's first convolution expects is not visible in its weights. Files
+    written by ``python -m loss.convert_vggface`` say it (BGR, from the Caffe model). For any
+    other file ``input_order`` (``loss.vggface_input_order``) must say it: 'bgr' for Caffe
+    conversions (MMdnn and the like), 'rgb' for MatConvNet's vgg_face (a common PyTorch file
+    with Caffe-style names, mean (129.19, 104.76, 93.59) in RGB order). An RGB file is
+    converted on load by reversing conv1_1's input channels; both releases use the same mean
+    pixel, in their own channel order, so nothing else changes.
+    """
     if path is None:
         raise PerceptualWeightsError(
             "VGGFace weights are not set: convert VGG_FACE.caffemodel with "
@@ -77,4 +89,32 @@ def load_vggface_features(path: str | Path | None) -> nn.Sequential:
         raise PerceptualWeightsError(
             f"loss.vggface_weights: {path} is not a VGGFace (VGG16) state dict: {error}"
         ) from error
+    if _input_order(state, input_order, path) == "rgb":
+        with torch.no_grad():
+            features[0].weight.copy_(features[0].weight.flip(1))
     return features
+
+
+def _input_order(state: dict, configured: str | None, path: Path) -> str:
+    """The colour order the file's weights expect: its own record, else the config's."""
+    if configured is not None and configured not in INPUT_ORDERS:
+        raise PerceptualWeightsError(
+            f"loss.vggface_input_order: '{configured}' is neither of {', '.join(INPUT_ORDERS)}"
+        )
+    recorded = state.get(INPUT_ORDER_KEY)
+    if recorded is not None:
+        if configured is not None and configured != recorded:
+            raise PerceptualWeightsError(
+                f"loss.vggface_input_order is '{configured}' but {path} was written for "
+                f"'{recorded}' input by loss.convert_vggface: unset the option"
+            )
+        return recorded
+    if configured is None:
+        raise PerceptualWeightsError(
+            f"loss.vggface_weights: {path} was not written by `python -m loss.convert_vggface`, "
+            "so its colour order is unknown. Set --set loss.vggface_input_order=bgr for a "
+            "conversion of the Caffe model (MMdnn and the like) or =rgb for MatConvNet's "
+            "vgg_face (e.g. vgg_face_dag.pth); feeding the wrong order silently weakens the "
+            "content loss"
+        )
+    return configured

@@ -28,39 +28,55 @@ def sn_linear(in_features: int, out_features: int, bias: bool = True) -> nn.Modu
 
 
 class AdaptiveInstanceNorm(nn.Module):
-    """Instance norm whose per-channel scale and bias are set from psi by the generator.
+    """Instance norm whose per-channel scale and bias come with the input (a slice of psi).
 
-    The generator slices psi and hands each layer its chunk through ``set_params`` right
-    before the forward pass; the layer holds no parameters of its own. The scale is applied
-    as ``1 + gamma`` so that psi = 0 is plain instance normalisation.
+    Stateless: the generator passes each layer its slice of psi in the forward call, so a
+    copied generator, activation checkpointing (which re-runs forward during backward) and
+    torch.compile all see the same computation. The scale is applied as ``1 + gamma`` so that
+    psi = 0 is plain instance normalisation.
     """
 
     def __init__(self, num_features: int) -> None:
         super().__init__()
         self.num_features = num_features
-        self.norm = nn.InstanceNorm2d(num_features, affine=False)
-        self._params: torch.Tensor | None = None
 
     @property
     def param_count(self) -> int:
         return 2 * self.num_features
 
-    def set_params(self, params: torch.Tensor | None) -> None:
+    def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """params: (B, 2 * num_features), scales first, then biases."""
-        self._params = params
+        gamma, beta = params[:, :, None, None].chunk(2, dim=1)
+        return instance_norm(x) * (1 + gamma) + beta
+
+
+def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per-sample, per-channel normalisation over space, in fp32 whatever the input's precision.
+
+    Written with var_mean rather than F.instance_norm: the library kernel is slow on
+    channels-last tensors on CPU (it converts layouts), this one works in either layout.
+    """
+    var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+    return ((x.float() - mean) * torch.rsqrt(var + eps)).to(x.dtype)
+
+
+class InstanceNorm(nn.Module):
+    """Instance norm with its own learnt per-channel affine parameters."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._params is None:
-            raise RuntimeError("AdaptiveInstanceNorm used before the generator assigned psi")
-        gamma, beta = self._params.unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
-        return self.norm(x) * (1 + gamma) + beta
+        return instance_norm(x) * self.weight[:, None, None] + self.bias[:, None, None]
 
 
 def make_norm(kind: Norm, channels: int) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
+        return InstanceNorm(channels)
     if kind == "adain":
         return AdaptiveInstanceNorm(channels)
     raise ValueError(f"unknown norm {kind!r}")
@@ -104,10 +120,28 @@ class ResidualBlock(nn.Module):
     def _downsample(self, x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(x, 2) if self.resample == "down" else x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.norm1(x)) if self.preactivate else x
+    @property
+    def adaptive(self) -> bool:
+        """Whether the block's norms are AdaIN (it then takes two slices of psi)."""
+        return isinstance(self.norm2, AdaptiveInstanceNorm)
+
+    @property
+    def adain_sizes(self) -> list[int]:
+        """Sizes of the psi slices the block takes, in order (norm1, norm2)."""
+        norms = (self.norm1, self.norm2)
+        return [norm.param_count for norm in norms if isinstance(norm, AdaptiveInstanceNorm)]
+
+    def _norm(self, norm: nn.Module, x: torch.Tensor, params: torch.Tensor | None):
+        return norm(x, params) if isinstance(norm, AdaptiveInstanceNorm) else norm(x)
+
+    def forward(self, x: torch.Tensor, psi_slices: tuple[torch.Tensor, ...] = ()) -> torch.Tensor:
+        """psi_slices: for an AdaIN block, its slices of psi (see ``adain_sizes``)."""
+        slices = iter(psi_slices)
+        h = x
+        if self.preactivate:
+            h = F.relu(self._norm(self.norm1, x, next(slices, None)))
         h = self.conv1(self._upsample(h))
-        h = self.conv2(F.relu(self.norm2(h)))
+        h = self.conv2(F.relu(self._norm(self.norm2, h, next(slices, None))))
         h = self._downsample(h)
         skip = self._upsample(x)
         if self.skip is not None:

@@ -14,16 +14,18 @@ from params.config import ModelConfig
 class Discriminator(nn.Module):
     """Realism r = V(x, y)^T (W_i + w_0) + b (SPEC section 2).
 
-    W holds one embedding_dim vector per training video (stored as rows). For a person
-    model, ``use_person_projection`` replaces W_i + w_0 by a trainable w' (SPEC section 4).
+    W, one embedding_dim row per training video, is not a parameter of this module: at
+    VoxCeleb2 scale (145k rows) it is a table of its own, updated row by row and never
+    all-reduced whole (training/video_table.py). The caller passes the batch's rows W_i. For a
+    person model, ``use_person_projection`` replaces W_i + w_0 by a trainable w' (SPEC
+    section 4).
     """
 
-    def __init__(self, config: ModelConfig, num_videos: int) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         dim = config.embedding_dim
         self.trunk = DownsamplingTrunk(config)
         self.final = ResidualBlock(dim, dim)
-        self.W = nn.Parameter(torch.randn(num_videos, dim) * 0.02)
         self.w_0 = nn.Parameter(torch.zeros(dim))
         self.b = nn.Parameter(torch.zeros(()))
         self.person_projection: nn.Parameter | None = None
@@ -36,7 +38,7 @@ class Discriminator(nn.Module):
         return F.relu(h.sum(dim=(2, 3))), activations
 
     def use_person_projection(self, embedding: torch.Tensor) -> None:
-        """Fine-tuning mode: w' = w_0 + e_NEW becomes a parameter; W is no longer used."""
+        """Fine-tuning mode: w' = w_0 + e_NEW becomes a parameter; W rows are no longer used."""
         with torch.no_grad():
             self.person_projection = nn.Parameter(self.w_0 + embedding.reshape(-1))
 
@@ -44,14 +46,14 @@ class Discriminator(nn.Module):
         self,
         image: torch.Tensor,
         landmarks: torch.Tensor,
-        video_index: torch.Tensor | None = None,
+        w_rows: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list]:
-        """Scores (B,) and activations. video_index (B,) is needed unless in person mode."""
+        """Scores (B,) and activations. w_rows (B, D), the videos' W_i, unless in person mode."""
         v, activations = self.features(image, landmarks)
         if self.person_projection is not None:
             projection = self.person_projection.expand_as(v)
-        elif video_index is not None:
-            projection = self.W[video_index] + self.w_0
+        elif w_rows is not None:
+            projection = w_rows.to(v.dtype) + self.w_0
         else:
-            raise ValueError("the discriminator needs video_index unless in person mode")
+            raise ValueError("the discriminator needs the videos' W rows unless in person mode")
         return (v * projection).sum(dim=1) + self.b, activations

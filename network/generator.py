@@ -2,9 +2,10 @@
 
 Downsampling blocks use instance normalisation; bottleneck and upsampling blocks (and the
 final norm) use AdaIN. All AdaIN scales and biases come from one vector psi = P e_hat:
-the generator counts them (``adain_param_count`` = rows of P) and assigns them in one
-place (``_assign_psi``). For fine-tuning, ``use_trainable_psi`` replaces P e_hat by a
-psi parameter of its own (SPEC section 4).
+the generator counts them (``adain_param_count`` = rows of P) and cuts psi into the layers'
+slices in one place (``split_psi``), passing them through the forward call: the generator
+keeps no state between calls. For fine-tuning, ``use_trainable_psi`` replaces P e_hat by a
+psi parameter of its own (SPEC section 4); ``synthesize`` drives it with any fixed psi.
 """
 
 from __future__ import annotations
@@ -66,16 +67,19 @@ class Generator(nn.Module):
             channels = width(resolution)
             if resolution == config.generator_up_attention_resolution:
                 up.append(SelfAttention(channels))
-        self.up = nn.Sequential(*up)
-        self.head = nn.Sequential(
-            AdaptiveInstanceNorm(channels),
-            nn.ReLU(),
-            sn_conv(channels, 3, 3),
-            OUTPUT_ACTIVATIONS[config.output_activation](),
-        )
+        self.up = nn.ModuleList(up)
+        self.head_norm = AdaptiveInstanceNorm(channels)
+        self.to_rgb = sn_conv(channels, 3, 3)
+        self.output_activation = OUTPUT_ACTIVATIONS[config.output_activation]()
 
-        self.adain_layers = [m for m in self.modules() if isinstance(m, AdaptiveInstanceNorm)]
-        self.adain_param_count = sum(layer.param_count for layer in self.adain_layers)
+        # Sizes of the psi slices in forward order: each AdaIN block's two norms, the head's.
+        self.adain_sizes: list[int] = [
+            size
+            for block in self.up
+            if isinstance(block, ResidualBlock)
+            for size in block.adain_sizes
+        ] + [self.head_norm.param_count]
+        self.adain_param_count = sum(self.adain_sizes)
         self.projection = sn_linear(config.embedding_dim, self.adain_param_count, bias=False)
         self.psi: nn.Parameter | None = None
 
@@ -89,11 +93,23 @@ class Generator(nn.Module):
             raise ValueError(f"psi must have shape (1, {self.adain_param_count}), got {psi.shape}")
         self.psi = nn.Parameter(psi.detach().clone())
 
-    def _assign_psi(self, psi: torch.Tensor) -> None:
+    def split_psi(self, psi: torch.Tensor) -> list[torch.Tensor]:
         """The one place where psi is cut into the AdaIN layers' scales and biases."""
-        chunks = psi.split([layer.param_count for layer in self.adain_layers], dim=1)
-        for layer, chunk in zip(self.adain_layers, chunks, strict=True):
-            layer.set_params(chunk)
+        if psi.shape[-1] != self.adain_param_count:
+            raise ValueError(f"psi must have {self.adain_param_count} values, got {psi.shape}")
+        return list(psi.split(self.adain_sizes, dim=1))
+
+    def synthesize(self, landmarks: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
+        """landmarks (B, 3, H, W) and psi (B or 1, adain_param_count) -> image (B, 3, H, W)."""
+        slices = iter(self.split_psi(psi.expand(landmarks.shape[0], -1)))
+        h = self.down(landmarks)
+        for block in self.up:
+            if isinstance(block, ResidualBlock):
+                h = block(h, tuple(next(slices) for _ in block.adain_sizes))
+            else:
+                h = block(h)
+        h = torch.relu(self.head_norm(h, next(slices)))
+        return self.output_activation(self.to_rgb(h))
 
     def forward(
         self, landmarks: torch.Tensor, embedding: torch.Tensor | None = None
@@ -103,14 +119,7 @@ class Generator(nn.Module):
         In fine-tuning mode the embedding is ignored and the trainable psi is used.
         """
         if self.psi is not None:
-            psi = self.psi.expand(landmarks.shape[0], -1)
-        elif embedding is not None:
-            psi = self.project(embedding)
-        else:
+            return self.synthesize(landmarks, self.psi)
+        if embedding is None:
             raise ValueError("the generator needs an embedding unless psi is trainable")
-        self._assign_psi(psi)
-        try:
-            return self.head(self.up(self.down(landmarks)))
-        finally:  # drop the references so no graph outlives the call
-            for layer in self.adain_layers:
-                layer.set_params(None)
+        return self.synthesize(landmarks, self.project(embedding))

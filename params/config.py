@@ -62,8 +62,11 @@ class LossConfig:
     match_loss_updates_w: bool = True
     # torchvision VGG19 ImageNet state dict; null = torchvision's cache (downloaded when online).
     vgg19_weights: str | None = None
-    # VGGFace state dict written by `python -m loss.convert_vggface`.
+    # VGGFace state dict written by `python -m loss.convert_vggface`, or one converted elsewhere;
+    # then vggface_input_order must say which colour order its first layer expects: 'bgr'
+    # (Caffe conversions) or 'rgb' (MatConvNet's vgg_face). Our converter's files say it.
     vggface_weights: str | None = None
+    vggface_input_order: str | None = None
     # Randomly initialised VGG19/VGGFace: only for tests and smoke runs, never for training.
     random_perceptual_networks: bool = False
 

@@ -11,6 +11,7 @@ import torch
 
 from loss.convert_vggface import CaffeFormatError, caffe_to_state_dict, main, read_caffemodel
 from loss.vggface import (
+    INPUT_ORDER_KEY,
     VGGFACE_CONV_INDICES,
     PerceptualWeightsError,
     load_vggface_features,
@@ -97,6 +98,7 @@ def test_converter_round_trips_exactly(tmp_path, v1):
     for index, (w, b) in zip((0, 3, 6), linears):
         assert np.array_equal(state[f"classifier.{index}.weight"].numpy(), w)
         assert np.array_equal(state[f"classifier.{index}.bias"].numpy(), b)
+    assert state.pop(INPUT_ORDER_KEY) == "bgr"  # the Caffe model's convention, recorded
     assert len(state) == 2 * (13 + 3)
     names = [entry.name for entry in read_caffemodel(model) if entry.kind == "conv"]
     assert names == CONV_NAMES
@@ -124,14 +126,43 @@ def test_vggface_loads_converted_and_caffe_named_state_dicts(tmp_path):
     state = {f"features.{k}": v for k, v in trunk.state_dict().items()}
     path = tmp_path / "vggface.pth"
     torch.save(state, path)
-    loaded = load_vggface_features(path)
+    loaded = load_vggface_features(path, "bgr")
     assert torch.equal(loaded[28].weight, trunk[28].weight)
     caffe_named = {}
     for name, index in zip(CONV_NAMES, VGGFACE_CONV_INDICES):
         caffe_named[f"{name}.weight"] = trunk[index].weight
         caffe_named[f"{name}.bias"] = trunk[index].bias
     torch.save(caffe_named, path)
-    assert torch.equal(load_vggface_features(path)[0].bias, trunk[0].bias)
+    assert torch.equal(load_vggface_features(path, "bgr")[0].bias, trunk[0].bias)
+
+
+def test_a_foreign_vggface_file_needs_its_colour_order_and_rgb_is_converted(tmp_path):
+    trunk = vgg_features(16)
+    caffe_named = {}
+    for name, index in zip(CONV_NAMES, VGGFACE_CONV_INDICES):
+        caffe_named[f"{name}.weight"] = trunk[index].weight
+        caffe_named[f"{name}.bias"] = trunk[index].bias
+    path = tmp_path / "vgg_face_dag.pth"  # MatConvNet's vgg_face: RGB input, Caffe-style names
+    torch.save(caffe_named, path)
+    with pytest.raises(PerceptualWeightsError, match="loss.vggface_input_order"):
+        load_vggface_features(path)  # silently feeding BGR would be SPEC mistake 1 again
+    rgb = load_vggface_features(path, "rgb")
+    # Converted to the one convention: BGR input through the flipped first layer gives what
+    # the RGB file gives on RGB input.
+    image_rgb = torch.rand(1, 3, 8, 8) * 255 - 110
+    expected = torch.nn.functional.conv2d(image_rgb, trunk[0].weight, trunk[0].bias, padding=1)
+    assert torch.allclose(rgb[0](image_rgb.flip(1)), expected, atol=1e-4)
+    with pytest.raises(PerceptualWeightsError, match="neither"):
+        load_vggface_features(path, "brg")
+
+
+def test_files_of_our_converter_say_bgr_and_a_contradicting_option_is_refused(tmp_path):
+    state = {f"features.{k}": v for k, v in vgg_features(16).state_dict().items()}
+    out = tmp_path / "vggface.pth"
+    torch.save({**state, INPUT_ORDER_KEY: "bgr"}, out)  # as main() writes it (round trip above)
+    load_vggface_features(out)  # no option needed
+    with pytest.raises(PerceptualWeightsError, match="unset the option"):
+        load_vggface_features(out, "rgb")
 
 
 def test_vggface_missing_or_wrong_weights_name_the_option(tmp_path):

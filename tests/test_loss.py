@@ -24,7 +24,7 @@ def setup(tiny_config):
     networks = {
         "embedder": Embedder(model),
         "generator": Generator(model),
-        "discriminator": Discriminator(model, NUM_VIDEOS),
+        "discriminator": Discriminator(model),
     }
     with pytest.warns(UserWarning, match="RANDOM"):
         content = ContentLoss(tiny_config.loss, model.output_activation)
@@ -35,13 +35,18 @@ def setup(tiny_config):
     return tiny_config, networks, content, (frames, landmarks, target, target_landmarks)
 
 
-def generator_terms(setup):
+def w_table(dim: int) -> torch.Tensor:
+    """A stand-in for W: the batch's rows are gathered from it, so gradients land in rows."""
+    return (torch.randn(NUM_VIDEOS, dim) * 0.02).requires_grad_()
+
+
+def generator_terms(setup, table):
     config, nets, content, (frames, landmarks, target, target_landmarks) = setup
     e_hat = nets["embedder"](frames, landmarks)
     fake = nets["generator"](target_landmarks, e_hat)
-    index = torch.tensor(BATCH_VIDEOS)
+    rows = table[torch.tensor(BATCH_VIDEOS)]
     terms = generator_side_loss(
-        config.loss, content, nets["discriminator"], fake, target, target_landmarks, index, e_hat
+        config.loss, content, nets["discriminator"], fake, target, target_landmarks, rows, e_hat
     )
     return terms, fake
 
@@ -60,57 +65,60 @@ def assert_no_grad(module):
     assert not leaked, f"unexpected gradient for {leaked}"
 
 
-def assert_w_rows(discriminator):
-    changed = discriminator.W.grad.abs().sum(dim=1).nonzero().flatten().tolist()
+def assert_w_rows(table):
+    changed = table.grad.abs().sum(dim=1).nonzero().flatten().tolist()
     assert changed == BATCH_VIDEOS
 
 
 @pytest.mark.parametrize("term", ["vgg19", "vggface", "adversarial", "feature_matching"])
 def test_content_and_adversarial_terms_reach_e_g_p_and_not_d(setup, term):
     _, nets, _, _ = setup
-    terms, _ = generator_terms(setup)
+    table = w_table(nets["discriminator"].w_0.shape[0])
+    terms, _ = generator_terms(setup, table)
     terms[term].backward()
     assert_all_have_grad(nets["embedder"])
     assert_all_have_grad(nets["generator"])  # P (generator.projection) included
     assert nets["generator"].projection.parametrizations.weight.original.grad.abs().sum() > 0
     assert_no_grad(nets["discriminator"])
+    assert table.grad is None or table.grad.abs().sum() == 0
 
 
 @pytest.mark.parametrize("updates_w", [True, False])
 def test_match_loss_reaches_e_and_only_the_batch_columns_of_w(setup, updates_w):
     config, nets, _, _ = setup
     config.loss.match_loss_updates_w = updates_w
-    terms, _ = generator_terms(setup)
+    table = w_table(nets["discriminator"].w_0.shape[0])
+    terms, _ = generator_terms(setup, table)
     terms["match"].backward()
     assert_all_have_grad(nets["embedder"])
     assert_no_grad(nets["generator"])
-    d_grads = {name: g for name, g in grads(nets["discriminator"]).items() if g is not None}
+    assert_no_grad(nets["discriminator"])
     if updates_w:
-        assert set(d_grads) == {"W"}
-        assert_w_rows(nets["discriminator"])
+        assert_w_rows(table)
     else:
-        assert not d_grads
+        assert table.grad is None
 
 
 def test_hinge_loss_reaches_d_trunk_w0_b_and_batch_columns_only(setup):
     _, nets, _, (_, _, target, target_landmarks) = setup
-    _, fake = generator_terms(setup)
+    table = w_table(nets["discriminator"].w_0.shape[0])
+    _, fake = generator_terms(setup, table)
     for net in nets.values():
         net.zero_grad(set_to_none=True)
-    loss = discriminator_side_loss(
-        nets["discriminator"], fake, target, target_landmarks, torch.tensor(BATCH_VIDEOS)
-    )
+    table.grad = None
+    rows = table[torch.tensor(BATCH_VIDEOS)]
+    loss = discriminator_side_loss(nets["discriminator"], fake, target, target_landmarks, rows)
     loss["total"].backward()
     assert_no_grad(nets["embedder"])
     assert_no_grad(nets["generator"])
     discriminator = nets["discriminator"]
     assert_all_have_grad(discriminator)
     assert discriminator.w_0.grad.abs().sum() > 0
-    assert_w_rows(discriminator)
+    assert_w_rows(table)
 
 
 def test_generator_side_total_is_the_sum_of_logged_terms(setup):
-    terms, _ = generator_terms(setup)
+    terms, _ = generator_terms(setup, w_table(setup[1]["discriminator"].w_0.shape[0]))
     parts = ["vgg19", "vggface", "adversarial", "feature_matching", "match"]
     assert set(terms) == {*parts, "total"}
     assert torch.allclose(terms["total"], sum(terms[p] for p in parts))
@@ -160,6 +168,54 @@ def test_each_vgg_sees_its_own_input_convention():
     assert imagenet == pytest.approx(
         [(1 - 0.485) / 0.229, -0.456 / 0.224, -0.406 / 0.225], abs=1e-5
     )
+
+
+def test_each_network_of_the_content_loss_gets_its_own_preprocessing(tiny_config):
+    """Swapping the two preprocessing functions fails here: pure red reaches each network's
+    first layer in that network's own convention."""
+    with pytest.warns(UserWarning):
+        content = ContentLoss(tiny_config.loss, "tanh")
+    seen = {}
+
+    def record(name):
+        def hook(module, args, out):
+            seen[name] = args[0][0, :, 0, 0]
+
+        return hook
+
+    for name in ("vgg19", "vggface"):
+        getattr(content, name).features[0].register_forward_hook(record(name))
+    red = -torch.ones(1, 3, 32, 32)
+    red[:, 0] = 1.0  # tanh range: red = (1, -1, -1)
+    content(red, red)
+    assert seen["vgg19"].tolist() == pytest.approx(
+        [(1 - 0.485) / 0.229, -0.456 / 0.224, -0.406 / 0.225], abs=1e-5
+    )
+    assert seen["vggface"].tolist() == pytest.approx([-93.594, -104.7624, 255 - 129.1863], abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "name, channels", [("vgg19", [64, 128, 256, 512, 512]), ("vggface", [64, 128, 256, 512, 512])]
+)
+def test_content_layers_are_the_relu_after_conv1_1_to_conv5_1(tiny_config, name, channels):
+    """Shifting a layer index by one fails here: each activation taken must be the ReLU right
+    after the first convolution of a block (the first after the input or a pooling)."""
+    with pytest.warns(UserWarning):
+        content = ContentLoss(tiny_config.loss, "tanh")
+    network = getattr(content, name)
+    modules = list(network.features)
+    first_convs = [
+        i
+        for i, m in enumerate(modules)
+        if isinstance(m, torch.nn.Conv2d)
+        and (i == 0 or isinstance(modules[i - 1], torch.nn.MaxPool2d))
+    ]
+    assert sorted(network.layers) == [i + 1 for i in first_convs]
+    assert all(isinstance(modules[i], torch.nn.ReLU) for i in network.layers)
+    activations = network(torch.rand(1, 3, 32, 32))
+    assert [a.shape[1] for a in activations] == channels
+    assert [a.shape[-1] for a in activations] == [32, 16, 8, 4, 2]
+    assert all((a >= 0).all() for a in activations)
 
 
 def test_missing_vgg19_weights_name_the_option(tmp_path, monkeypatch):

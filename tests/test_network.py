@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -16,7 +18,7 @@ def test_shapes_at_tiny_config(tiny_config):
     model = tiny_config.model
     size, dim = model.image_size, model.embedding_dim
     embedder, generator = Embedder(model).eval(), Generator(model)
-    discriminator = Discriminator(model, num_videos=5)
+    discriminator = Discriminator(model)
     frames, landmarks = random_episode(2, 3, size)
     per_frame = embedder.embed_frames(frames, landmarks)
     e_hat = embedder(frames, landmarks)
@@ -26,7 +28,7 @@ def test_shapes_at_tiny_config(tiny_config):
     fake = generator(landmarks[:, 0], e_hat)
     assert fake.shape == (2, 3, size, size)
     assert fake.min() >= -1 and fake.max() <= 1
-    scores, activations = discriminator(fake, landmarks[:, 0], torch.tensor([0, 4]))
+    scores, activations = discriminator(fake, landmarks[:, 0], torch.randn(2, dim))
     assert scores.shape == (2,)
     assert activations[-1].shape == (2, dim, 4, 4)
 
@@ -52,6 +54,7 @@ def test_adain_parameter_count_equals_rows_of_p(tiny_config):
     # By hand for tiny.yaml: bottleneck block 16->16 ch: 2*(16+16); up 16->8: 2*(16+8);
     # up 8->4: 2*(8+4); final norm on 4 channels: 2*4.
     assert generator.adain_param_count == 64 + 48 + 24 + 8
+    assert generator.adain_sizes == [32, 32, 32, 16, 16, 8, 8]
     # Downsampling blocks use instance norm with their own affine parameters, not AdaIN.
     for block in generator.down:
         if isinstance(block, ResidualBlock):
@@ -63,15 +66,68 @@ def test_each_adain_layer_gets_its_own_slice_of_psi(tiny_config):
     generator = Generator(tiny_config.model).eval()
     landmarks = torch.rand(1, 3, 64, 64)
     psi = torch.zeros(1, generator.adain_param_count)
-    generator.use_trainable_psi(psi)
-    base = generator(landmarks)
+    base = generator.synthesize(landmarks, psi)
     offset = 0
-    for layer in generator.adain_layers:
-        generator.psi.data.zero_()
-        generator.psi.data[0, offset : offset + layer.param_count] = 0.5
-        assert not torch.allclose(generator(landmarks), base), "a psi slice had no effect"
-        offset += layer.param_count
+    for size in generator.adain_sizes:
+        psi.zero_()
+        psi[0, offset : offset + size] = 0.5
+        assert not torch.allclose(generator.synthesize(landmarks, psi), base), "no effect"
+        offset += size
     assert offset == generator.adain_param_count
+
+
+def test_adain_scale_and_bias_halves_act_differently():
+    """The first half of a slice scales the normalised map, the second shifts it."""
+    layer = AdaptiveInstanceNorm(4)
+    x = torch.randn(2, 4, 8, 8) * 3 + 5
+    scale_only = torch.cat([torch.full((2, 4), 1.0), torch.zeros(2, 4)], dim=1)
+    out = layer(x, scale_only)
+    assert out.mean(dim=(2, 3)).abs().max() < 1e-4  # no shift: still zero mean
+    assert out.std(dim=(2, 3), correction=0).sub(2.0).abs().max() < 1e-3  # scale 1 + 1
+    bias_only = torch.cat([torch.zeros(2, 4), torch.full((2, 4), 0.7)], dim=1)
+    out = layer(x, bias_only)
+    assert out.mean(dim=(2, 3)).sub(0.7).abs().max() < 1e-4
+    assert out.std(dim=(2, 3), correction=0).sub(1.0).abs().max() < 1e-3
+
+
+def test_self_attention_sits_at_the_configured_resolutions():
+    model = load_config(PARAMS_DIR / "default.yaml").model
+    seen: dict[str, list[int]] = {}
+    for name, network in (("embedder", Embedder(model)), ("generator", Generator(model))):
+        for module in network.modules():
+            if isinstance(module, SelfAttention):
+                module.register_forward_hook(
+                    lambda m, args, out, name=name: seen.setdefault(name, []).append(
+                        args[0].shape[-1]
+                    )
+                )
+        with torch.no_grad():
+            frames, landmarks = random_episode(1, 1, 256)
+            if name == "embedder":
+                network(frames, landmarks)
+            else:
+                network(landmarks[:, 0], torch.randn(1, 512))
+    assert seen == {"embedder": [32], "generator": [32, 64]}  # SPEC section 2
+    assert sum(isinstance(m, SelfAttention) for m in Discriminator(model).modules()) == 1
+
+
+def test_a_copied_generator_checkpointed_or_compiled_gives_the_same_image(tiny_config):
+    """No state between calls: copies, activation checkpointing and compile all work."""
+    generator = Generator(tiny_config.model).eval()
+    landmarks, embedding = torch.rand(2, 3, 64, 64), torch.randn(2, 32)
+    with torch.no_grad():
+        expected = generator(landmarks, embedding)
+        assert torch.allclose(copy.deepcopy(generator)(landmarks, embedding), expected)
+    embedding.requires_grad_(True)
+    checkpointed = torch.utils.checkpoint.checkpoint(
+        generator, landmarks, embedding, use_reentrant=False
+    )
+    checkpointed.mean().backward()  # re-runs the forward pass during backward
+    assert torch.allclose(checkpointed, expected, atol=1e-6)
+    assert embedding.grad is not None and embedding.grad.abs().sum() > 0
+    compiled = torch.compile(generator, backend="eager", fullgraph=True)
+    with torch.no_grad():
+        assert torch.allclose(compiled(landmarks, embedding), expected, atol=1e-6)
 
 
 def test_trainable_psi_mode_matches_projection_and_trains_only_psi(tiny_config):
@@ -104,14 +160,14 @@ def test_self_attention_starts_as_identity():
 
 def test_spectral_norm_on_every_conv_and_linear(tiny_config):
     model = tiny_config.model
-    for network in (Embedder(model), Generator(model), Discriminator(model, 2)):
+    for network in (Embedder(model), Generator(model), Discriminator(model)):
         for module in network.modules():
             if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
                 assert hasattr(module, "parametrizations"), module
 
 
 def test_discriminator_person_projection(tiny_config):
-    discriminator = Discriminator(tiny_config.model, num_videos=3).eval()
+    discriminator = Discriminator(tiny_config.model).eval()
     image, landmarks = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
     e_new = torch.rand(tiny_config.model.embedding_dim)
     v, _ = discriminator.features(image, landmarks)
@@ -124,12 +180,12 @@ def test_discriminator_person_projection(tiny_config):
 def test_paper_config_forward_pass():
     model = load_config(PARAMS_DIR / "default.yaml").model
     embedder, generator = Embedder(model), Generator(model)
-    discriminator = Discriminator(model, num_videos=2)
+    discriminator = Discriminator(model)
     frames, landmarks = random_episode(1, 1, 256)
     with torch.no_grad():
         e_hat = embedder(frames, landmarks)
         fake = generator(landmarks[:, 0], e_hat)
-        scores, _ = discriminator(fake, landmarks[:, 0], torch.tensor([1]))
+        scores, _ = discriminator(fake, landmarks[:, 0], torch.randn(1, 512))
     assert e_hat.shape == (1, 512)
     assert fake.shape == (1, 3, 256, 256)
     assert scores.shape == (1,) and torch.isfinite(scores).all()
