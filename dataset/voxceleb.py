@@ -9,6 +9,8 @@ optional flip, so a flip mirrors the frames and swaps left and right landmarks c
 
 from __future__ import annotations
 
+import logging
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -29,15 +31,23 @@ from dataset.store import (
 from dataset.value_range import image_to_tensor, value_range
 from params.config import Config
 
+log = logging.getLogger(__name__)
+
 
 class VoxCelebDataset(Dataset):
     """Episodes from a preprocessed store (python -m dataset.preprocess).
 
     Item keys: 'frames' (K, 3, S, S), 'landmark_images' (K, 3, S, S), 'target_frame' (3, S, S),
-    'target_landmark_image' (3, S, S), 'video_index' (int64: the row of W), 'frame_indices'
-    (K + 1 int64 record frame numbers, the target last). ``keys[video_index]`` names the video,
-    so a checkpoint can store which video each row of W belongs to.
-    Randomness comes from torch's generator, which DataLoader seeds per worker.
+    'target_landmark_image' (3, S, S), 'video_index' (int64: position in ``keys``),
+    'frame_indices' (K + 1 int64 record frame numbers, the target last), 'replaced' (1 when a
+    damaged record was replaced by another video). ``keys[video_index]`` names the video: W's
+    rows are looked up by that key, never by position.
+
+    An item is asked for by index (randomness from torch's global generator, which DataLoader
+    seeds per worker) or by (index, seed): then the frame choice and flip are a function of the
+    seed alone, so a training run can be resumed bit for bit whatever the workers.
+    A record that cannot be read is logged once with its path and replaced by the next video,
+    so one damaged file never ends a long run.
     """
 
     def __init__(
@@ -74,6 +84,7 @@ class VoxCelebDataset(Dataset):
                 f"({len(entries)} in the split, validation_fraction={validation_fraction})"
             )
         self.keys = [entry.key for entry in self._entries]
+        self._damaged: set[Path] = set()  # paths already reported (per process)
 
     @classmethod
     def from_config(cls, config: Config, split: str = "train") -> VoxCelebDataset:
@@ -93,15 +104,43 @@ class VoxCelebDataset(Dataset):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        for attempt in range(len(self._entries)):
+            position = (index + attempt) % len(self._entries)
+            try:
+                item = self._episode(position, generator)
+            except (StoreError, OSError, ValueError, zipfile.BadZipFile, cv2.error) as error:
+                self._report_damaged(position, error)
+                continue
+            item["replaced"] = torch.tensor(int(attempt > 0))
+            return item
+        raise StoreError(f"no readable record in {self.store}")
+
+    def _report_damaged(self, position: int, error: Exception) -> None:
+        path = self.store / self._entries[position].path
+        if path not in self._damaged:
+            self._damaged.add(path)
+            log.warning("damaged record %s (%s); using other videos instead", path, error)
+
+    def _episode(self, index: int, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         entry = self._entries[index]
         record = read_record(self.store / entry.path)
-        chosen = torch.randperm(len(record.jpeg_frames))[: self.k_shot + 1]
-        flip = bool(self.flip_probability > 0 and torch.rand(()) < self.flip_probability)
+        if len(record.jpeg_frames) <= self.k_shot:
+            raise StoreError(f"record {entry.path} has fewer frames than its manifest says")
+        chosen = torch.randperm(len(record.jpeg_frames), generator=generator)[: self.k_shot + 1]
+        flip = bool(
+            self.flip_probability > 0
+            and torch.rand((), generator=generator) < self.flip_probability
+        )
         frames, pictures = [], []
         for frame_index in chosen.tolist():
             jpeg = np.frombuffer(record.jpeg_frames[frame_index], np.uint8)
-            frame = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            decoded = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+            if decoded is None:
+                raise StoreError(f"record {entry.path}: frame {frame_index} does not decode")
+            frame = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
             points = record.landmarks[frame_index]
             if flip:
                 frame = frame[:, ::-1]

@@ -132,11 +132,36 @@ class DataConfig:
 
 
 @dataclass
+class TrainConfig:
+    """Meta-training: length, what is written when, and the speed switches (training/)."""
+
+    steps: int = 500_000  # E/G updates in the whole run
+    log_every: int = 50  # TensorBoard scalars and the metrics file
+    sample_every: int = 1000  # sample grid: TensorBoard and samples/*.png
+    checkpoint_every: int = 2000
+    validate_every: int = 2000  # feed-forward L1 and SSIM on held-out identities
+    validation_episodes: int = 16
+    keep_checkpoints: int = 3  # the newest N are kept
+    # 'auto': bf16 autocast where the device computes bf16 natively (recent GPUs, CPUs with
+    # AVX-512 BF16 or AMX), fp16 with a gradient scaler on older GPUs, else fp32.
+    precision: str = "auto"  # 'auto' | 'fp32' | 'bf16' | 'fp16'
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the networks (slow start, faster steps on GPUs)
+    pin_memory: bool = True
+    prefetch_factor: int = 2
+    # Collapse alarm: generated frames whose per-image standard deviation (in [0, 1] units)
+    # stays below collapse_std for collapse_checks logged steps in a row stop the run.
+    collapse_std: float = 0.01
+    collapse_checks: int = 5
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
     device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
 
@@ -206,6 +231,13 @@ def apply_override(config: Config, override: str) -> None:
     for part in reversed(dotted.strip().split(".")):
         value = {part: value}
     _merge(config, value, "")
+
+
+def load_config_dict(values: dict[str, Any]) -> Config:
+    """A config from a nested dict (as saved in checkpoints and model files), checked."""
+    config = Config()
+    _merge(config, values, "")
+    return config
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

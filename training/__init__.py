@@ -1,0 +1,1 @@
+"""Meta-learning (SPEC section 3): the step, the W table, checkpoints, DDP, monitoring, the loop."""
