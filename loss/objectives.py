@@ -54,21 +54,50 @@ def generator_side_loss(
     sum under 'total'.
     """
     terms = content_loss(fake, real)
-    # W belongs to D: frozen here like D's own parameters (only the match loss may reach it).
     d_rows = None if w_rows is None else w_rows.detach()
-    with frozen(discriminator):
-        fake_scores, fake_activations = discriminator(fake, landmarks, d_rows)
-        with torch.no_grad():
-            _, real_activations = discriminator(real, landmarks, d_rows)
-    terms["adversarial"] = generator_adversarial_loss(fake_scores)
-    terms["feature_matching"] = config.feature_matching_weight * feature_matching_loss(
-        fake_activations, real_activations
-    )
+    fake_scores, fake_activations = discriminator_view(discriminator, fake, landmarks, w_rows)
+    with torch.no_grad():
+        _, real_activations = discriminator(real, landmarks, d_rows)
+    terms.update(adversarial_terms(config, fake_scores, fake_activations, real_activations))
     if w_rows is not None and embedding is not None:
-        target = w_rows if config.match_loss_updates_w else w_rows.detach()
-        terms["match"] = config.match_weight * match_loss(target, embedding)
+        terms["match"] = match_term(config, w_rows, embedding)
     terms["total"] = sum(terms.values())
     return terms
+
+
+def discriminator_view(
+    discriminator: nn.Module,
+    fake: torch.Tensor,
+    landmarks: torch.Tensor,
+    w_rows: torch.Tensor | None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """D's scores and activations on the fake frame, as the generator side sees them.
+
+    D is frozen: gradient reaches the fake frame, not D's parameters nor W (which belongs to
+    D; only the match loss may reach W).
+    """
+    with frozen(discriminator):
+        return discriminator(fake, landmarks, None if w_rows is None else w_rows.detach())
+
+
+def adversarial_terms(
+    config: LossConfig,
+    fake_scores: torch.Tensor,
+    fake_activations: list[torch.Tensor],
+    real_activations: list[torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """L_ADV's two parts from D's outputs: -r(x_hat) and lambda_FM * feature matching."""
+    return {
+        "adversarial": generator_adversarial_loss(fake_scores),
+        "feature_matching": config.feature_matching_weight
+        * feature_matching_loss(fake_activations, real_activations),
+    }
+
+
+def match_term(config: LossConfig, w_rows: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+    """lambda_MCH * L1(W_i, e_hat); W_i takes this gradient only if match_loss_updates_w."""
+    target = w_rows if config.match_loss_updates_w else w_rows.detach()
+    return config.match_weight * match_loss(target, embedding)
 
 
 def discriminator_side_loss(
@@ -86,10 +115,12 @@ def discriminator_side_loss(
     batch = real.shape[0]
     images = torch.cat([real, fake.detach()])
     rows = None if w_rows is None else torch.cat([w_rows, w_rows])
-    scores, _ = discriminator(images, torch.cat([landmarks, landmarks]), rows)
+    scores, activations = discriminator(images, torch.cat([landmarks, landmarks]), rows)
     real_scores, fake_scores = scores[:batch], scores[batch:]
     return {
         "total": discriminator_hinge_loss(real_scores, fake_scores),
         "real_score": real_scores.detach().mean(),
         "fake_score": fake_scores.detach().mean(),
+        # D's activations on the real frame: the generator side's feature-matching targets.
+        "real_activations": [a[:batch].detach() for a in activations],
     }

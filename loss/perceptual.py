@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.models import VGG19_Weights
 
 from dataset.value_range import value_range
+from loss.adversarial import mean_abs_difference
 from loss.vggface import (
     PerceptualWeightsError,
     features_state,
@@ -88,10 +88,9 @@ class FrozenFeatures(nn.Module):
         preprocess: Callable[[torch.Tensor], torch.Tensor],
     ) -> None:
         super().__init__()
+        # In-place ReLUs (torchvision's) are safe: a captured activation is a ReLU's output,
+        # and the next layer (a convolution or a pooling) never writes into its input.
         self.features = features[: max(layers) + 1]
-        for module in self.features:
-            if isinstance(module, nn.ReLU):
-                module.inplace = False  # the captured activations must not be overwritten
         self.layers = set(layers)
         self.preprocess = preprocess
         self.requires_grad_(False)
@@ -113,7 +112,7 @@ class FrozenFeatures(nn.Module):
 def _layer_l1(
     fake: list[torch.Tensor], real: list[torch.Tensor], weights: Sequence[float]
 ) -> torch.Tensor:
-    return sum(w * F.l1_loss(f, r) for w, f, r in zip(weights, fake, real, strict=True))
+    return sum(w * mean_abs_difference(f, r) for w, f, r in zip(weights, fake, real, strict=True))
 
 
 class ContentLoss(nn.Module):

@@ -51,13 +51,15 @@ class AdaptiveInstanceNorm(nn.Module):
 
 
 def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Per-sample, per-channel normalisation over space, in fp32 whatever the input's precision.
+    """Per-sample, per-channel normalisation over space; statistics in fp32 in every precision.
 
-    Written with var_mean rather than F.instance_norm: the library kernel is slow on
-    channels-last tensors on CPU (it converts layouts), this one works in either layout.
+    Written with var_mean rather than F.instance_norm: the library kernel converts
+    channels-last tensors on CPU, this one works in either layout. Only the per-channel
+    statistics are fp32; the map itself stays in its own precision.
     """
     var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
-    return ((x.float() - mean) * torch.rsqrt(var + eps)).to(x.dtype)
+    scale = torch.rsqrt(var + eps)
+    return x * scale.to(x.dtype) - (mean * scale).to(x.dtype)
 
 
 class InstanceNorm(nn.Module):
@@ -70,6 +72,26 @@ class InstanceNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return instance_norm(x) * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+class _AveragePool2x(torch.autograd.Function):
+    """2x2 average pooling whose backward needs no saved input (autograd's keeps the input,
+    a full-resolution map per block, for its shape alone)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(grad * 0.25, scale_factor=2, mode="nearest")
+
+
+def average_pool_2x(x: torch.Tensor) -> torch.Tensor:
+    """F.avg_pool2d(x, 2) for even sizes, lighter on memory in training."""
+    if x.shape[-1] % 2 or x.shape[-2] % 2:
+        raise ValueError(f"2x pooling needs even sizes, got {tuple(x.shape[-2:])}")
+    return _AveragePool2x.apply(x) if torch.is_grad_enabled() else F.avg_pool2d(x, 2)
 
 
 def make_norm(kind: Norm, channels: int) -> nn.Module:
@@ -118,7 +140,7 @@ class ResidualBlock(nn.Module):
         return F.interpolate(x, scale_factor=2, mode=self.upsample_mode, align_corners=False)
 
     def _downsample(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x, 2) if self.resample == "down" else x
+        return average_pool_2x(x) if self.resample == "down" else x
 
     @property
     def adaptive(self) -> bool:
@@ -141,7 +163,9 @@ class ResidualBlock(nn.Module):
         if self.preactivate:
             h = F.relu(self._norm(self.norm1, x, next(slices, None)))
         h = self.conv1(self._upsample(h))
-        h = self.conv2(F.relu(self._norm(self.norm2, h, next(slices, None))))
+        h = self._norm(self.norm2, h, next(slices, None))
+        # In place: the map is needed by nothing but this ReLU (a conv or a norm made it).
+        h = self.conv2(F.relu(h, inplace=True))
         h = self._downsample(h)
         skip = self._upsample(x)
         if self.skip is not None:

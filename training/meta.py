@@ -4,8 +4,9 @@
 A step, for a batch of episodes (K frames + a held-out target per video):
 
 1. generator side: e_hat = mean_k E(x_k, y_k); x_hat = G(y_t, e_hat); L_CNT + L_ADV (with
-   feature matching) + L_MCH; one Adam step for E, G and P. D is frozen; the match loss may
-   reach the batch's W rows (``loss.match_loss_updates_w``), whose gradient is kept;
+   feature matching) + L_MCH; one Adam step for E, G and P. No gradient of it reaches D; the
+   match loss may reach the batch's W rows (``loss.match_loss_updates_w``), whose gradient is
+   kept;
 2. discriminator side, ``optim.discriminator_steps`` times: the hinge loss on real and x_hat
    (detached), one Adam step for D's trunk, w_0 and b, and one row-wise step of W, which
    applies the kept match-loss gradient together with the first hinge gradient (nothing
@@ -22,13 +23,20 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from loss.objectives import discriminator_side_loss, generator_side_loss
+from loss.objectives import (
+    adversarial_terms,
+    discriminator_side_loss,
+    discriminator_view,
+    match_term,
+)
 from loss.perceptual import ContentLoss
 from network import Discriminator, Embedder, Generator
 from params.config import Config
 from training.distributed import Distributed
+from training.optimizer import make_adam
 from training.precision import Precision
 from training.video_table import VideoTable
+from utils.memory import release_free_memory
 
 BATCH_KEYS = ("frames", "landmark_images", "target_frame", "target_landmark_image")
 
@@ -54,6 +62,8 @@ class MetaLearner:
 
     def __init__(self, config: Config, run: Distributed, precision: Precision) -> None:
         model, optim = config.model, config.optim
+        if optim.discriminator_steps < 1:
+            raise ValueError("optim.discriminator_steps must be at least 1")
         self.config, self.run, self.precision = config, run, precision
         device = run.device
         self.memory_format = (
@@ -62,18 +72,16 @@ class MetaLearner:
         self.embedder = Embedder(model).to(device, memory_format=self.memory_format)
         self.generator = Generator(model).to(device, memory_format=self.memory_format)
         self.discriminator = Discriminator(model).to(device, memory_format=self.memory_format)
+        # The frozen perceptual networks are stored in the compute precision: autocast would
+        # otherwise cast their weights at every call, and they never need fp32 master weights.
         self.content = ContentLoss(config.loss, model.output_activation).to(
-            device, memory_format=self.memory_format
+            device, dtype=precision.dtype or torch.float32, memory_format=self.memory_format
         )
         betas = tuple(optim.betas)
-        self.optimizer_g = torch.optim.Adam(
-            [*self.embedder.parameters(), *self.generator.parameters()],
-            lr=optim.lr_generator,
-            betas=betas,
+        self.optimizer_g = make_adam(
+            [*self.embedder.parameters(), *self.generator.parameters()], optim.lr_generator, betas
         )
-        self.optimizer_d = torch.optim.Adam(
-            self.discriminator.parameters(), lr=optim.lr_discriminator, betas=betas
-        )
+        self.optimizer_d = make_adam(self.discriminator.parameters(), optim.lr_discriminator, betas)
         table_generator = torch.Generator().manual_seed(config.seed)
         self.table = VideoTable(
             model.embedding_dim,
@@ -83,17 +91,20 @@ class MetaLearner:
             generator=table_generator,
         )
         self.scaler_g, self.scaler_d = precision.scaler(), precision.scaler()
-        # What the steps call: DDP wrappers under torchrun (D's generator-side pass uses the
-        # bare module: it is frozen there and must not trigger gradient synchronisation).
+        # What the step calls: DDP wrappers under torchrun. D's frozen pass for the generator
+        # side (``view``) uses the bare module: it must not trigger gradient synchronisation.
         self.embed, self.generate, self.judge = self.embedder, self.generator, self.discriminator
         if run.enabled:
             ids = [device.index] if device.type == "cuda" else None
             self.embed = DistributedDataParallel(self.embedder, device_ids=ids)
             self.generate = DistributedDataParallel(self.generator, device_ids=ids)
             self.judge = DistributedDataParallel(self.discriminator, device_ids=ids)
+        # D as the generator side sees it (frozen), and the content loss.
+        self.view, self.perceive = self.discriminator, self.content
         if config.train.compile:
-            self.embed, self.generate, self.judge = (
-                torch.compile(module) for module in (self.embed, self.generate, self.judge)
+            self.embed, self.generate, self.judge, self.view, self.perceive = (
+                torch.compile(module)
+                for module in (self.embed, self.generate, self.judge, self.view, self.perceive)
             )
 
     def networks(self) -> dict[str, nn.Module]:
@@ -127,66 +138,84 @@ class MetaLearner:
 
     def step(self, batch: dict[str, torch.Tensor], rows: torch.Tensor, measure: bool) -> StepResult:
         """One iteration on a batch; rows: the batch videos' rows of W. measure: also compute
-        gradient norms (for logging steps)."""
+        gradient norms (for logging steps).
+
+        The order of work saves memory and time without changing the maths: the content loss's
+        backward runs first, into x_hat, so that VGG's activations are freed before D runs; D's
+        first step runs next, and its activations on the real frame serve as the generator
+        side's feature-matching targets (the same weights, so D sees the real frame once for
+        both); then D's generator-side terms go into x_hat, and from x_hat the gradient goes
+        into G and E together with the match loss.
+        """
         images = self.to_device(batch)
-        loss_config = self.config.loss
+        real, landmarks = images["target_frame"], images["target_landmark_image"]
+        config = self.config.loss
         scalars: dict[str, torch.Tensor] = {}
 
         # 1. Generator side: E, G and P.
         with self.precision.autocast():
             e_hat = self.embed(images["frames"], images["landmark_images"])
-            fake = self.generate(images["target_landmark_image"], e_hat)
-            w_rows = self.table.gather(rows)
-            terms = generator_side_loss(
-                loss_config,
-                self.content,
-                self.discriminator,
-                fake,
-                images["target_frame"],
-                images["target_landmark_image"],
-                w_rows,
-                e_hat,
-            )
-        self.optimizer_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(terms["total"]).backward()
+            fake = self.generate(landmarks, e_hat)
+        fake_in = fake.detach().requires_grad_(True)  # the generator's losses meet here
+        with self.precision.autocast():
+            terms = self.perceive(fake_in, real)
+        self.scaler_g.scale(sum(terms.values())).backward(inputs=[fake_in])
+        # D's first step on real and x_hat; its activations on the real frame are also the
+        # generator side's feature-matching targets (D's weights are the same for both).
+        w_d = self.table.gather(rows)
+        with self.precision.autocast():
+            first_step = discriminator_side_loss(self.judge, fake, real, landmarks, w_d)
+        self.scaler_d.scale(first_step["total"]).backward()
+        real_targets = first_step.pop("real_activations")
+        with self.precision.autocast():
+            fake_scores, fake_activations = discriminator_view(self.view, fake_in, landmarks, w_d)
+            terms.update(adversarial_terms(config, fake_scores, fake_activations, real_targets))
+        adversarial = terms["adversarial"] + terms["feature_matching"]
+        self.scaler_g.scale(adversarial).backward(inputs=[fake_in])
+        del fake_scores, fake_activations, real_targets
+        w_match = self.table.gather(rows)
+        with self.precision.autocast():
+            terms["match"] = match_term(config, w_match, e_hat)
+        terms["total"] = sum(terms.values())
+        # From x_hat into G and E, together with the match loss (into E and W's rows).
+        torch.autograd.backward([fake, self.scaler_g.scale(terms["match"])], [fake_in.grad, None])
         self.scaler_g.unscale_(self.optimizer_g)
         if measure:
             scalars["grad_norm/embedder"] = _grad_norm([self.embedder])
             scalars["grad_norm/generator"] = _grad_norm([self.generator])
         self.scaler_g.step(self.optimizer_g)
         self.scaler_g.update()
-        if self._w_gradient_ok(w_rows, self.scaler_g):
-            self.table.accumulate(rows, w_rows)
+        self.optimizer_g.zero_grad(set_to_none=True)  # free the gradients before D's turn
+        if self._w_gradient_ok(w_match, self.scaler_g):
+            self.table.accumulate(rows, w_match)
         scalars.update({f"loss_g/{name}": value.detach().float() for name, value in terms.items()})
 
-        # 2. Discriminator side: D and W, discriminator_steps times on the same x_hat.
+        # 2. Discriminator side: D and W, discriminator_steps times on the same x_hat; the
+        # first step's gradient is already there.
         fake = fake.detach()
-        for _ in range(self.config.optim.discriminator_steps):
-            w_rows = self.table.gather(rows)
-            with self.precision.autocast():
-                d_terms = discriminator_side_loss(
-                    self.judge,
-                    fake,
-                    images["target_frame"],
-                    images["target_landmark_image"],
-                    w_rows,
-                )
-            self.optimizer_d.zero_grad(set_to_none=True)
-            self.scaler_d.scale(d_terms["total"]).backward()
+        d_terms = first_step
+        for d_step in range(self.config.optim.discriminator_steps):
+            if d_step > 0:
+                w_d = self.table.gather(rows)
+                with self.precision.autocast():
+                    d_terms = discriminator_side_loss(self.judge, fake, real, landmarks, w_d)
+                self.scaler_d.scale(d_terms["total"]).backward()
             self.scaler_d.unscale_(self.optimizer_d)
             if measure:
                 scalars["grad_norm/discriminator"] = _grad_norm([self.discriminator])
-                if w_rows.grad is not None:
-                    scalars["grad_norm/W_rows"] = w_rows.grad.detach().norm()
+                if w_d.grad is not None:
+                    scalars["grad_norm/W_rows"] = w_d.grad.detach().norm()
             self.scaler_d.step(self.optimizer_d)
             self.scaler_d.update()
-            if self._w_gradient_ok(w_rows, self.scaler_d):
-                self.table.accumulate(rows, w_rows)
+            self.optimizer_d.zero_grad(set_to_none=True)
+            if self._w_gradient_ok(w_d, self.scaler_d):
+                self.table.accumulate(rows, w_d)
             self.table.step()
         scalars["loss_d/hinge"] = d_terms["total"].detach().float()
         scalars["score/real"] = d_terms["real_score"].float()
         scalars["score/fake"] = d_terms["fake_score"].float()
         finite = bool(torch.isfinite(terms["total"] + d_terms["total"]).item())
+        release_free_memory()
         return StepResult(scalars, fake, finite)
 
     def state_dict(self) -> dict[str, object]:

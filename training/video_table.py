@@ -5,10 +5,11 @@ Adam it costs a dense gradient, a dense optimiser update and, under DDP, an all-
 whole table every step, although a batch touches a handful of rows. Here W and its Adam moments
 are plain tensors; a step gathers the batch's rows as a small leaf tensor, the losses put their
 gradients into it, and ``step`` updates exactly those rows (lazy Adam: a row's moments and bias
-correction advance only when the row is used, as in torch.optim.SparseAdam). Under DDP the
-ranks exchange only (row, gradient) pairs, so every rank applies the same update and the tables
-stay identical. Rows are addressed by video key, never by position: a store that grows, or a
-config that filters other videos, maps each key to the same row on resume (docs/DESIGN.md).
+correction advance only when the row is used, as in torch.optim.SparseAdam). With the paper's
+beta1 = 0 the first moment is the gradient itself and is not stored (training/optimizer.py).
+Under DDP the ranks exchange only (row, gradient) pairs, so every rank applies the same update
+and the tables stay identical. Rows are addressed by video key, never by position: a store
+that grows, or a config that filters other videos, maps each key to the same row on resume.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class VideoTable:
         self.keys: list[str] = []
         self._row_of: dict[str, int] = {}
         self.weight = torch.zeros(0, dim, device=self.device)
-        self.exp_avg = torch.zeros(0, dim, device=self.device)
+        # First moments, only when beta1 > 0 (with beta1 = 0 they would equal the gradient).
+        self.exp_avg = torch.zeros(0, dim if self.betas[0] else 0, device=self.device)
         self.exp_avg_sq = torch.zeros(0, dim, device=self.device)
         self.steps = torch.zeros(0, dtype=torch.int64, device=self.device)
         self._pending_rows: list[torch.Tensor] = []
@@ -59,8 +61,8 @@ class VideoTable:
             fresh = torch.randn(len(new), self.dim, generator=self.generator) * INIT_STD
             self.weight = torch.cat([self.weight, fresh.to(self.device)])
             zeros = torch.zeros(len(new), self.dim, device=self.device)
-            self.exp_avg = torch.cat([self.exp_avg, zeros])
-            self.exp_avg_sq = torch.cat([self.exp_avg_sq, zeros.clone()])
+            self.exp_avg = torch.cat([self.exp_avg, zeros[:, : self.exp_avg.shape[1]]])
+            self.exp_avg_sq = torch.cat([self.exp_avg_sq, zeros])
             self.steps = torch.cat(
                 [self.steps, torch.zeros(len(new), dtype=torch.int64, device=self.device)]
             )
@@ -100,13 +102,17 @@ class VideoTable:
         beta1, beta2 = self.betas
         steps = self.steps[unique] + 1
         self.steps[unique] = steps
-        exp_avg = self.exp_avg[unique].mul_(beta1).add_(grad, alpha=1 - beta1)
         exp_avg_sq = self.exp_avg_sq[unique].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        self.exp_avg[unique], self.exp_avg_sq[unique] = exp_avg, exp_avg_sq
-        correction1 = (1 - beta1 ** steps.double()).float()[:, None]
+        self.exp_avg_sq[unique] = exp_avg_sq
+        if beta1:
+            exp_avg = self.exp_avg[unique].mul_(beta1).add_(grad, alpha=1 - beta1)
+            self.exp_avg[unique] = exp_avg
+            first = exp_avg / (1 - beta1 ** steps.double()).float()[:, None]
+        else:
+            first = grad
         correction2 = (1 - beta2 ** steps.double()).float()[:, None]
         denominator = (exp_avg_sq / correction2).sqrt_().add_(self.eps)
-        self.weight[unique] -= self.lr * (exp_avg / correction1) / denominator
+        self.weight[unique] -= self.lr * first / denominator
         return len(unique)
 
     def state_dict(self) -> dict[str, object]:
@@ -123,9 +129,13 @@ class VideoTable:
         tensors = {name: state[name] for name in ("weight", "exp_avg", "exp_avg_sq", "steps")}
         shapes = {name: tuple(t.shape) for name, t in tensors.items()}
         expected = (len(keys), self.dim)
-        if any(shapes[name] != expected for name in ("weight", "exp_avg", "exp_avg_sq")) or shapes[
-            "steps"
-        ] != (len(keys),):
+        moments = (len(keys), self.dim if self.betas[0] else 0)
+        if (
+            shapes["weight"] != expected
+            or shapes["exp_avg_sq"] != expected
+            or shapes["exp_avg"] != moments
+            or shapes["steps"] != (len(keys),)
+        ):
             raise ValueError(
                 f"W table does not fit: {len(keys)} keys of dim {self.dim}, tensors {shapes}"
             )
