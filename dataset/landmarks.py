@@ -225,6 +225,7 @@ class LandmarkDetector:
         self.backend = backend
         self.settings = settings or TrackingSettings()
         self.full_detections = 0
+        self.faces_seen = 0  # faces found by the latest full detection (largest one is used)
         self.track_id = 0
         self._box: np.ndarray | None = None
         self._thumbnail: np.ndarray | None = None
@@ -293,7 +294,9 @@ class LandmarkDetector:
     def _full_detection(self, prepared: Any) -> list[np.ndarray]:
         self.full_detections += 1
         self._frames_since_detection = 0
-        return self.backend.find_faces(prepared)
+        faces = self.backend.find_faces(prepared)
+        self.faces_seen = len(faces)
+        return faces
 
     def _larger_face(
         self, prepared: Any, faces: list[np.ndarray]

@@ -156,12 +156,37 @@ class TrainConfig:
 
 
 @dataclass
+class PersonConfig:
+    """Embedding a person from photos or videos (embedder_inference.py, avatar/embed.py)."""
+
+    frames: int = 32  # T: frames embedded (and fine-tuned on), spread over the inputs
+    # Frames looked at per video before the sharpest of each stretch is chosen.
+    candidates_per_video: int = 96
+
+
+@dataclass
+class FinetuneConfig:
+    """Fine-tuning a person model on its T frames (fine_tuning_training.py, SPEC section 4)."""
+
+    epochs: int = 40  # passes over the T frames; steps = ceil(epochs * T / batch_size)
+    steps: int = 0  # when > 0, the number of generator steps instead of epochs
+    batch_size: int = 4
+    lr_generator: float = 5e-5
+    lr_discriminator: float = 2e-4
+    discriminator_steps: int = 1
+    checkpoint_every: int = 50  # steps between the resumable work checkpoints
+    log_every: int = 10
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    person: PersonConfig = field(default_factory=PersonConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     seed: int = 0
     device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
 
@@ -250,6 +275,50 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         with path.open() as handle:
             _merge(config, yaml.safe_load(handle) or {}, "")
     for override in overrides or []:
+        apply_override(config, override)
+    return config
+
+
+# What a person script may set on top of the meta-model's own config: everything else (sizes,
+# output range, framing) must stay as the meta-model was trained, or frames would be made
+# differently from its training data (SPEC mistake 5).
+RUN_SETTINGS = (
+    "person.",
+    "finetune.",
+    "train.",
+    "device",
+    "seed",
+    "loss.vgg19_weights",
+    "loss.vggface_weights",
+    "loss.vggface_input_order",
+    "loss.random_perceptual_networks",
+    "data.detector",
+    "data.redetect_every",
+    "data.switch_face_ratio",
+    "data.fan_min_confidence",
+    "data.cut_threshold",
+    "data.stabilizer_",
+)
+
+
+def with_run_settings(base: Config, path: str | Path | None, overrides: list[str]) -> Config:
+    """base (a model's config) with the run settings of a YAML file and of --set overrides.
+
+    From the file only the run settings are taken; an override of anything else is an error.
+    """
+    config = load_config_dict(to_dict(base))
+    if path is not None:
+        chosen = load_config(path)
+        for name in ("person", "finetune", "train"):
+            setattr(config, name, getattr(chosen, name))
+        config.device = chosen.device
+    for override in overrides:
+        key = override.split("=", 1)[0].strip()
+        if not key.startswith(RUN_SETTINGS):
+            raise ConfigError(
+                f"--set {key}: this comes from the model and cannot change here (the person "
+                "must be cropped and generated as the model was trained)"
+            )
         apply_override(config, override)
     return config
 

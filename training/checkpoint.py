@@ -29,6 +29,8 @@ _NAME = re.compile(r"^step-(\d{9})\.pt$")
 # episode shape, framing, seed) must match the checkpoint.
 MAY_CHANGE = (
     "train.",
+    "person.",
+    "finetune.",
     "device",
     "data.store",
     "data.num_workers",

@@ -17,8 +17,8 @@ from training.meta import MetaLearner
 
 
 def validation_episodes(dataset: VoxCelebDataset, count: int) -> list[dict[str, torch.Tensor]]:
-    """The first count videos of the split (all if fewer), each with a fixed episode seed."""
-    return [dataset[(index, index)] for index in range(min(count, len(dataset)))]
+    """count episodes, cycling over the split's videos, each with a fixed seed."""
+    return [dataset[(index % len(dataset), index)] for index in range(count)]
 
 
 @torch.no_grad()

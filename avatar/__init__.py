@@ -1,0 +1,1 @@
+"""Person models: embedding a person, fine-tuning, the person-model file, export."""

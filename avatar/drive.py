@@ -1,0 +1,142 @@
+"""Driving a person model frame by frame: camera or file -> landmarks -> crop -> picture -> G.
+
+Per frame: the driver's landmarks (one detector, built once, tracking), the causal crop
+stabiliser and THE crop of training (dataset/face.py, the person's own crop settings), the
+retargeting (avatar/retarget.py), the landmark picture, the renderer. A frame without a face
+repeats the last avatar frame and says so; the run never stops on one. Every stage is timed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from avatar.person import PersonModel
+from avatar.retarget import Retargeter
+from avatar.sources import Frame
+from dataset.face import crop_face, draw_landmarks, face_box
+from dataset.identity import load_describer
+from dataset.landmarks import LandmarkDetector
+from dataset.stabilizer import BoxStabilizer, StabilizerSettings
+
+STAGES = ("read", "landmarks", "stabilise_crop", "picture", "generate", "write")
+SAME_PERSON = 0.6  # dlib descriptor distance
+
+
+@dataclass
+class Driven:
+    """One output frame and what went into it."""
+
+    avatar: np.ndarray  # RGB uint8 (S, S, 3)
+    driver: np.ndarray  # the driver's crop (S, S, 3), or the frame resized when no face
+    picture: np.ndarray  # the landmark picture the avatar was drawn from
+    face: bool  # False: no face in this frame, the avatar repeats
+
+
+@dataclass
+class StageTimes:
+    samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, stage: str, ms: float) -> None:
+        self.samples[stage].append(ms)
+
+    def medians(self) -> dict[str, float]:
+        return {stage: float(np.median(v)) for stage, v in self.samples.items() if v}
+
+
+def resolve_retarget_mode(
+    mode: str, person: PersonModel, frame: np.ndarray, landmarks: np.ndarray
+) -> str:
+    """'auto': absolute when the driver's face is the person's (self-reenactment), else relative."""
+    if mode != "auto":
+        return mode
+    describe = load_describer()
+    driver = describe(frame, landmarks)
+    images = person.frame_images()
+    distances = [
+        np.linalg.norm(describe(i, p) - driver)
+        for i, p in zip(images, person.landmarks, strict=True)
+    ]
+    return "absolute" if float(np.median(distances)) < SAME_PERSON else "relative"
+
+
+class Driver:
+    def __init__(
+        self,
+        person: PersonModel,
+        detector: LandmarkDetector,
+        renderer,
+        retarget: str,
+        fps: float,
+        stabilizer: StabilizerSettings,
+    ) -> None:
+        self.person, self.detector, self.renderer = person, detector, renderer
+        self.settings = person.crop_settings
+        self.stabilizer = BoxStabilizer(stabilizer, fps)
+        self.retarget_mode = retarget
+        self.retargeter: Retargeter | None = None
+        size = self.settings.size
+        self.last = Driven(
+            np.zeros((size, size, 3), np.uint8),
+            np.zeros((size, size, 3), np.uint8),
+            np.zeros((size, size, 3), np.uint8),
+            False,
+        )
+        self.times = StageTimes()
+
+    def recalibrate(self) -> None:
+        if self.retargeter is not None:
+            self.retargeter.recalibrate()
+
+    def __call__(self, frame: Frame) -> Driven:
+        self.times.add("read", frame.read_ms)
+        start = time.perf_counter()
+        points = self.detector.track(frame.image)
+        landmarks_done = time.perf_counter()
+        self.times.add("landmarks", (landmarks_done - start) * 1e3)
+        if points is None:
+            size = self.settings.size
+            self.last = Driven(
+                self.last.avatar, cv2.resize(frame.image, (size, size)), self.last.picture, False
+            )
+            return self.last
+        if self.retargeter is None:
+            self.retarget_mode = resolve_retarget_mode(
+                self.retarget_mode, self.person, frame.image, points
+            )
+            self.retargeter = Retargeter(self.person.landmarks, self.retarget_mode)
+            landmarks_done = time.perf_counter()
+        box = self.stabilizer(face_box(points, self.settings), self.detector.track_id)
+        crop, crop_points, _ = crop_face(frame.image, points, self.settings, box)
+        cropped = time.perf_counter()
+        self.times.add("stabilise_crop", (cropped - landmarks_done) * 1e3)
+        picture = draw_landmarks(self.retargeter(crop_points), self.settings.size)
+        drawn = time.perf_counter()
+        self.times.add("picture", (drawn - cropped) * 1e3)
+        avatar = self.renderer(picture)
+        self.times.add("generate", (time.perf_counter() - drawn) * 1e3)
+        self.last = Driven(avatar, crop, picture, True)
+        return self.last
+
+
+def compose(driven: Driven, side_by_side: bool, show_landmarks: bool) -> np.ndarray:
+    """The output picture: the avatar, or driver | landmark picture | avatar."""
+    avatar = driven.avatar
+    if show_landmarks:
+        avatar = np.maximum(avatar, driven.picture)
+    if side_by_side:
+        return np.concatenate([driven.driver, driven.picture, avatar], axis=1)
+    return avatar
+
+
+def overlay(image: np.ndarray, fps: float, face: bool) -> np.ndarray:
+    """Frame rate, and a note when the driver's face is lost (window only)."""
+    shown = image.copy()
+    cv2.putText(shown, f"{fps:.1f} fps", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1)
+    if not face:
+        cv2.putText(shown, "no face", (6, 38), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 64, 64), 1)
+    return shown

@@ -1,0 +1,207 @@
+"""Embedding a person: their frames from photos and videos, cropped as in training, and e_hat.
+
+Photos are cropped one by one (the face box of their own landmarks); videos are tracked and
+cropped with the stabilised box over a window of frames, exactly as preprocessing crops
+training videos (dataset/preprocess.py: crop_clip), with the same settings. Of all candidate
+frames, T are kept, spread over the inputs: the candidates in input order are cut into T
+stretches and the sharpest frame of each stretch is taken (variance of the Laplacian), so a
+blurred frame of a talking mouth gives way to a sharp one nearby.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import itertools
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from avatar.person import PersonModel
+from dataset.face import crop_face, draw_landmarks
+from dataset.landmarks import LandmarkDetector, detector_from_config
+from dataset.preprocess import PreprocessOptions, crop_clip, sample_positions
+from dataset.value_range import image_to_tensor
+from dataset.video import VIDEO_SUFFIXES, VideoReadError, frame_count
+from network import Embedder, Generator
+from params.config import Config
+from training.export import MetaModel
+from utils.images import read_image
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class NoFaceError(RuntimeError):
+    """No input gave a single face; nothing to embed."""
+
+
+@dataclass
+class Candidate:
+    crop: np.ndarray  # RGB uint8 (S, S, 3)
+    landmarks: np.ndarray  # (68, 2) crop coordinates
+    source: str  # 'path' or 'path#frame'
+    sharpness: float
+
+
+@dataclass
+class Collected:
+    candidates: list[Candidate] = field(default_factory=list)
+    without_face: list[str] = field(default_factory=list)  # photos or frames skipped
+    unreadable: list[str] = field(default_factory=list)
+    several_faces: list[str] = field(default_factory=list)
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files, folders (their photos and videos, sorted) and glob patterns -> files."""
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths += sorted(
+                p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+            )
+        elif glob.has_magic(str(item)):
+            paths += sorted(Path(match) for match in glob.glob(str(item)))
+        else:
+            paths.append(path)
+    return paths
+
+
+def sharpness(crop: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey crop: higher is sharper."""
+    return float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+
+def collect_candidates(paths: list[Path], config: Config, detector: LandmarkDetector) -> Collected:
+    """Every usable face crop of the inputs, in input order."""
+    options = PreprocessOptions.from_config(config, Path())
+    collected = Collected()
+    for path in paths:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            _collect_video(path, config, options, detector, collected)
+        else:
+            _collect_photo(path, options, detector, collected)
+    return collected
+
+
+def _collect_photo(
+    path: Path, options: PreprocessOptions, detector: LandmarkDetector, out: Collected
+) -> None:
+    try:
+        image = read_image(path)
+    except OSError:
+        out.unreadable.append(str(path))
+        return
+    points = detector.detect(image)
+    if points is None:
+        out.without_face.append(str(path))
+        return
+    if detector.faces_seen > 1:
+        out.several_faces.append(str(path))
+    crop, crop_points, _ = crop_face(image, points, options.crop)
+    out.candidates.append(Candidate(crop, crop_points, str(path), sharpness(crop)))
+
+
+def _collect_video(
+    path: Path,
+    config: Config,
+    options: PreprocessOptions,
+    detector: LandmarkDetector,
+    out: Collected,
+) -> None:
+    try:
+        length = frame_count(path)
+        wanted = [
+            frame for _, frame in sample_positions([length], config.person.candidates_per_video)
+        ]
+        cropped = crop_clip(path, 0, wanted, length, options, detector, describe=None)
+    except VideoReadError:
+        out.unreadable.append(str(path))
+        return
+    found = {frame.frame for frame in cropped}
+    out.without_face += [f"{path}#{frame}" for frame in wanted if frame not in found]
+    for frame in cropped:
+        image = cv2.cvtColor(
+            cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+        )
+        out.candidates.append(
+            Candidate(image, frame.landmarks, f"{path}#{frame.frame}", sharpness(image))
+        )
+
+
+def select_frames(candidates: list[Candidate], count: int) -> list[Candidate]:
+    """count candidates spread over the list: the sharpest of each of count stretches."""
+    if len(candidates) <= count:
+        return list(candidates)
+    bounds = np.linspace(0, len(candidates), count + 1).round().astype(int)
+    return [
+        max(candidates[start:stop], key=lambda c: c.sharpness)
+        for start, stop in itertools.pairwise(bounds)
+        if stop > start
+    ]
+
+
+@torch.no_grad()
+def embed_frames(
+    embedder: Embedder, frames: list[Candidate], output_activation: str, size: int, batch: int = 8
+) -> torch.Tensor:
+    """e_hat (1, D): the mean of E over the frames and their landmark pictures."""
+    device = next(embedder.parameters()).device
+    embeddings = []
+    for start in range(0, len(frames), batch):
+        chunk = frames[start : start + batch]
+        images = image_to_tensor(np.stack([c.crop for c in chunk]), output_activation)
+        pictures = image_to_tensor(
+            np.stack([draw_landmarks(c.landmarks, size) for c in chunk]), output_activation
+        )
+        per_frame = embedder.embed_frames(images[None].to(device), pictures[None].to(device))
+        embeddings.append(per_frame[0])
+    return torch.cat(embeddings).mean(dim=0, keepdim=True)
+
+
+@torch.no_grad()
+def person_psi(generator: Generator, embedding: torch.Tensor) -> torch.Tensor:
+    """psi = P e_hat, computed once for the person."""
+    return generator.project(embedding.to(next(generator.parameters()).device))
+
+
+def embed_person(
+    meta: MetaModel, inputs: Iterable[str | Path], config: Config
+) -> tuple[PersonModel, Collected]:
+    """A feed-forward person model from photos and/or videos; NoFaceError if none has a face."""
+    paths = expand_inputs(inputs)
+    missing = [str(p) for p in paths if not p.is_file()]
+    if not paths or missing:
+        raise NoFaceError(f"no such input: {', '.join(missing) or 'none given'}")
+    collected = collect_candidates(paths, config, detector_from_config(config))
+    if not collected.candidates:
+        raise NoFaceError(
+            f"no face found in any input ({len(paths)} file(s); {len(collected.without_face)} "
+            f"photos or frames without a face, {len(collected.unreadable)} unreadable)"
+        )
+    chosen = select_frames(collected.candidates, config.person.frames)
+    model = meta.config.model
+    embedding = embed_frames(meta.embedder, chosen, model.output_activation, model.image_size)
+    generator = copy.deepcopy(meta.generator).eval()
+    encode = [cv2.IMWRITE_JPEG_QUALITY, config.data.jpeg_quality]
+    person = PersonModel(
+        kind="feed-forward",
+        config=meta.config,
+        generator=generator,
+        psi=person_psi(generator, embedding),
+        frames=[
+            cv2.imencode(".jpg", cv2.cvtColor(c.crop, cv2.COLOR_RGB2BGR), encode)[1].tobytes()
+            for c in chosen
+        ],
+        landmarks=np.stack([c.landmarks for c in chosen]).astype(np.float32),
+        meta_identity=meta.identity,
+        embedding=embedding.cpu(),
+        sources=[c.source for c in chosen],
+    )
+    return person, collected

@@ -1,0 +1,249 @@
+"""Fine-tuning a person model on its T frames (SPEC section 4).
+
+G' starts as the meta-trained G with psi' = P e_NEW as a parameter of its own; D' starts as D
+with its projection w' = w_0 + e_NEW (no W: the person is not one of the training videos).
+Both train on the T frames: G' on L_CNT + L_ADV with feature matching, D' on the hinge loss,
+with the same loss code, precision and channels-last switches as meta-training. The run is
+resumable: a work folder beside the output keeps a checkpoint, the metrics, a sample grid and
+the loss plot; the finished person model is self-contained (G', psi', crop settings, config).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from avatar.person import PersonModel
+from dataset.face import draw_landmarks
+from dataset.value_range import image_to_tensor
+from loss.objectives import discriminator_side_loss, generator_side_loss
+from loss.perceptual import ContentLoss
+from params.config import Config
+from training.checkpoint import restore_rng, rng_state
+from training.data import EpisodeBatchSampler
+from training.export import MetaModel
+from training.monitor import RunLog, plot_losses, sample_grid
+from training.optimizer import make_adam
+from training.precision import Precision
+from utils.files import atomic_save
+from utils.images import save_image
+
+WORK_SUFFIX = ".work"
+CHECKPOINT_NAME = "finetune.pt"
+
+
+class FineTuneError(RuntimeError):
+    """A fine-tuning that cannot start or continue; the message says why."""
+
+
+def total_steps(config: Config, frames: int) -> int:
+    tune = config.finetune
+    if tune.steps > 0:
+        return tune.steps
+    return max(1, math.ceil(tune.epochs * frames / tune.batch_size))
+
+
+def work_folder(out: Path) -> Path:
+    return out.with_name(out.name + WORK_SUFFIX)
+
+
+@dataclass
+class PersonFrames:
+    """The person's frames and landmark pictures as network tensors on the device."""
+
+    frames: torch.Tensor  # (T, 3, S, S)
+    pictures: torch.Tensor  # (T, 3, S, S)
+
+    @classmethod
+    def of(cls, person: PersonModel, device: torch.device, memory_format) -> PersonFrames:
+        activation = person.config.model.output_activation
+        size = person.config.model.image_size
+        frames = image_to_tensor(person.frame_images(), activation)
+        pictures = image_to_tensor(
+            np.stack([draw_landmarks(points, size) for points in person.landmarks]), activation
+        )
+        return cls(
+            frames.to(device).contiguous(memory_format=memory_format),
+            pictures.to(device).contiguous(memory_format=memory_format),
+        )
+
+
+class FineTuner:
+    """G' and D' of one person, their optimisers, and one fine-tuning step."""
+
+    def __init__(
+        self, meta: MetaModel, person: PersonModel, config: Config, precision: Precision
+    ) -> None:
+        if person.embedding is None:
+            raise FineTuneError("the person file holds no embedding e_NEW to start from")
+        device = precision.device
+        self.config, self.precision = config, precision
+        self.memory_format = (
+            torch.channels_last if config.train.channels_last else torch.contiguous_format
+        )
+        self.generator = copy.deepcopy(meta.generator).to(device, memory_format=self.memory_format)
+        self.generator.use_trainable_psi(person.psi.to(device))
+        self.discriminator = copy.deepcopy(meta.discriminator).to(
+            device, memory_format=self.memory_format
+        )
+        self.discriminator.use_person_projection(person.embedding.to(device))
+        self.content = ContentLoss(config.loss, config.model.output_activation).to(
+            device, dtype=precision.dtype or torch.float32, memory_format=self.memory_format
+        )
+        betas = tuple(config.optim.betas)
+        tune = config.finetune
+        # P is not used once psi' is a parameter: it gets no gradient and is not updated.
+        self.optimizer_g = make_adam(self.generator.parameters(), tune.lr_generator, betas)
+        self.optimizer_d = make_adam(self.discriminator.parameters(), tune.lr_discriminator, betas)
+        self.scaler_g, self.scaler_d = precision.scaler(), precision.scaler()
+        self.generator.train()
+        self.discriminator.train()
+
+    def step(
+        self, frames: torch.Tensor, pictures: torch.Tensor
+    ) -> tuple[dict[str, float], torch.Tensor]:
+        """One generator update and finetune.discriminator_steps discriminator updates."""
+        loss_config = self.config.loss
+        with self.precision.autocast():
+            fake = self.generator(pictures)
+            terms = generator_side_loss(
+                loss_config, self.content, self.discriminator, fake, frames, pictures, None, None
+            )
+        self.scaler_g.scale(terms["total"]).backward()
+        self.scaler_g.step(self.optimizer_g)
+        self.scaler_g.update()
+        self.optimizer_g.zero_grad(set_to_none=True)
+        fake = fake.detach()
+        for _ in range(self.config.finetune.discriminator_steps):
+            with self.precision.autocast():
+                d_terms = discriminator_side_loss(self.discriminator, fake, frames, pictures, None)
+            self.scaler_d.scale(d_terms["total"]).backward()
+            self.scaler_d.step(self.optimizer_d)
+            self.scaler_d.update()
+            self.optimizer_d.zero_grad(set_to_none=True)
+        scalars = {f"loss_g/{name}": float(value.detach()) for name, value in terms.items()}
+        scalars.update(
+            {
+                "loss_d/hinge": float(d_terms["total"].detach()),
+                "score/real": float(d_terms["real_score"]),
+                "score/fake": float(d_terms["fake_score"]),
+            }
+        )
+        return scalars
+
+    def state_dict(self) -> dict[str, object]:
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
+
+
+def fine_tune(
+    meta: MetaModel,
+    person: PersonModel,
+    config: Config,
+    out: Path,
+    precision: Precision,
+    resume: bool = False,
+    progress_bar: bool = True,
+) -> PersonModel:
+    """Fine-tune, checkpointing into OUT.work/; returns (and writes to out) the person model."""
+    work = work_folder(out)
+    checkpoint_path = work / CHECKPOINT_NAME
+    if checkpoint_path.exists() and not resume:
+        raise FineTuneError(
+            f"a fine-tuning into {out} was stopped before ({checkpoint_path}): pass --resume to "
+            "continue it, or delete that folder to start again"
+        )
+    torch.manual_seed(config.seed)
+    tuner = FineTuner(meta, person, config, precision)
+    data = PersonFrames.of(person, precision.device, tuner.memory_format)
+    count = data.frames.shape[0]
+    steps = total_steps(config, count)
+    step = 0
+    if resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        tuner.load_state_dict(state)
+        restore_rng(state["rng"])
+        step = state["step"]
+    work.mkdir(parents=True, exist_ok=True)
+    sampler = EpisodeBatchSampler(count, config.finetune.batch_size, config.seed)
+    log = RunLog(work)
+    tune = config.finetune
+    bar = tqdm(total=steps, initial=step, unit="step", disable=not progress_bar, desc="fine-tuning")
+    try:
+        while step < steps:
+            chosen = [
+                sampler.episode(step * tune.batch_size + i)[0] for i in range(tune.batch_size)
+            ]
+            index = torch.tensor(chosen, device=precision.device)
+            scalars = tuner.step(data.frames[index], data.pictures[index])
+            step += 1
+            bar.update(1)
+            if step % tune.log_every == 0 or step == steps:
+                log.scalars(step, scalars)
+                bar.set_postfix(
+                    G=f"{scalars['loss_g/total']:.3f}", D=f"{scalars['loss_d/hinge']:.3f}"
+                )
+            if step % tune.checkpoint_every == 0 and step < steps:
+                atomic_save(
+                    {**tuner.state_dict(), "step": step, "rng": rng_state()}, checkpoint_path
+                )
+    finally:
+        bar.close()
+        log.close()
+    tuned = PersonModel(
+        kind="fine-tuned",
+        config=person.config,
+        generator=tuner.generator,
+        psi=tuner.generator.psi.detach().clone(),
+        frames=person.frames,
+        landmarks=person.landmarks,
+        meta_identity=person.meta_identity,
+        embedding=person.embedding,
+        sources=person.sources,
+    )
+    tuned.generator.psi = None  # psi is kept beside G, not inside it
+    tuned.generator.eval()
+    _write_pictures(tuned, data, config, out, work)
+    tuned.save(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return tuned
+
+
+def _write_pictures(
+    tuned: PersonModel, data: PersonFrames, config: Config, out: Path, work: Path
+) -> None:
+    """Beside the output: the person's frames (real vs generated) and the loss plot."""
+    shown = min(8, data.frames.shape[0])
+    with torch.no_grad():
+        generated = tuned.generate(data.pictures[:shown].float().contiguous())
+    batch = {  # no source columns: landmarks, generated, real
+        "frames": data.frames[:shown, None][:, :0],
+        "target_landmark_image": data.pictures[:shown],
+        "target_frame": data.frames[:shown],
+    }
+    grid = sample_grid(batch, generated, config.model.output_activation, rows=shown)
+    save_image(grid, out.with_name(out.stem + "_samples.png"))
+    plot = plot_losses(work)
+    if plot is not None:
+        shutil.copyfile(plot, out.with_name(out.stem + "_loss.png"))

@@ -1,0 +1,81 @@
+"""The person's generator as a renderer for live driving: landmark picture in, frame out.
+
+Everything that can be done once is done once: psi is fixed, spectral normalisation folded into
+plain weights (avatar/export.py: PersonGenerator), inference mode, channels-last, and on devices
+that compute bf16 natively the weights themselves in bf16 (no per-call casting). torch.compile
+(inductor, weights frozen as constants) fuses the remaining elementwise work; the ONNX backend
+runs the exported model in onnxruntime instead of PyTorch.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatar.export import PersonGenerator, export_person
+from avatar.person import PersonModel
+from dataset.value_range import image_to_tensor, tensor_to_image
+from training.precision import resolve_precision
+
+BACKENDS = ("torch", "onnx")
+
+
+class TorchRenderer:
+    def __init__(
+        self, person: PersonModel, device: torch.device, precision: str, compile_model: bool
+    ) -> None:
+        self.activation = person.config.model.output_activation
+        self.device = device
+        self.precision = resolve_precision(precision, device)
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
+            self.precision, torch.float32
+        )
+        network = PersonGenerator(person).eval().to(device, self.dtype)
+        self.network = network.to(memory_format=torch.channels_last)
+        if compile_model:
+            import torch._inductor.config as inductor
+
+            inductor.freezing = True  # weights become constants: folded and pre-packed
+            self.network = torch.compile(self.network)
+
+    @torch.inference_mode()
+    def __call__(self, picture: np.ndarray) -> np.ndarray:
+        """RGB uint8 landmark picture (S, S, 3) -> RGB uint8 frame (S, S, 3)."""
+        tensor = image_to_tensor(picture, self.activation)[None].to(self.device, self.dtype)
+        out = self.network(tensor.contiguous(memory_format=torch.channels_last))
+        return tensor_to_image(out[0].float(), self.activation)
+
+
+class OnnxRenderer:
+    """The exported person generator in onnxruntime (fp32)."""
+
+    def __init__(self, person: PersonModel, threads: int | None = None) -> None:
+        import onnxruntime
+
+        self.activation = person.config.model.output_activation
+        with tempfile.TemporaryDirectory() as work:
+            path = export_person(person, Path(work) / "person.onnx", "onnx")
+            options = onnxruntime.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+            self.session = onnxruntime.InferenceSession(
+                str(path), options, providers=onnxruntime.get_available_providers()
+            )
+
+    def __call__(self, picture: np.ndarray) -> np.ndarray:
+        tensor = image_to_tensor(picture, self.activation)[None].numpy()
+        (out,) = self.session.run(None, {"landmarks": tensor})
+        return tensor_to_image(torch.from_numpy(out[0]), self.activation)
+
+
+def make_renderer(
+    person: PersonModel, backend: str, device: torch.device, precision: str, compile_model: bool
+) -> TorchRenderer | OnnxRenderer:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
+    if backend == "onnx":
+        return OnnxRenderer(person, torch.get_num_threads())
+    return TorchRenderer(person, device, precision, compile_model)

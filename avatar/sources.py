@@ -1,0 +1,117 @@
+"""Where driving frames come from: a webcam, a video file or a folder of images.
+
+A capture thread reads ahead, so that reading and generating overlap and the slower of the two
+sets the frame rate, not their sum. A live camera keeps only the newest frame (a slow
+generator drops camera frames instead of falling ever further behind); a file or folder loses
+none, so an output video has exactly the input's frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from avatar.embed import IMAGE_SUFFIXES
+from dataset.video import VideoReadError, video_fps
+from utils.images import read_image
+
+_END = object()
+
+
+@dataclass
+class Frame:
+    image: np.ndarray  # RGB uint8
+    index: int
+    read_ms: float  # time spent reading and decoding it
+
+
+class FrameSource:
+    """Frames of a webcam (index), a video file or an image folder, read by a thread."""
+
+    def __init__(self, source: str, fps: float | None = None) -> None:
+        self.live = source.isdigit()
+        self.name = source
+        path = Path(source)
+        self._images: list[Path] | None = None
+        if self.live:
+            self._capture = cv2.VideoCapture(int(source))
+            if not self._capture.isOpened():
+                raise VideoReadError(f"cannot open webcam {source} (is it connected and free?)")
+            self.fps = fps or self._capture.get(cv2.CAP_PROP_FPS) or 30.0
+        elif path.is_dir():
+            self._images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self._images:
+                raise VideoReadError(f"no images in folder {path}")
+            self.fps = fps or 25.0
+        else:
+            self.fps = fps or video_fps(path)
+            self._capture = cv2.VideoCapture(str(path))
+            if not path.is_file() or not self._capture.isOpened():
+                raise VideoReadError(f"cannot open video {path}")
+        self._queue: queue.Queue = queue.Queue(maxsize=1 if self.live else 4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read_all, daemon=True)
+        self._thread.start()
+
+    def _read_one(self) -> np.ndarray | None:
+        if self._images is not None:
+            return read_image(self._images.pop(0)) if self._images else None
+        ok, frame = self._capture.read()
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if ok else None
+
+    def _read_all(self) -> None:
+        index = 0
+        try:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                image = self._read_one()
+                if image is None:
+                    break
+                frame = Frame(image, index, (time.perf_counter() - start) * 1e3)
+                index += 1
+                if self.live:  # keep only the newest frame
+                    with contextlib.suppress(queue.Empty):
+                        self._queue.get_nowait()
+                    self._queue.put(frame)
+                else:
+                    while not self._stop.is_set():
+                        try:
+                            self._queue.put(frame, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+        finally:
+            self._put_end()
+
+    def _put_end(self) -> None:
+        """Tell the reader the stream ended: after every frame (a file), or at once (a
+        camera, or a reader that stopped reading)."""
+        while True:
+            try:
+                self._queue.put(_END, timeout=0.1)
+                return
+            except queue.Full:
+                if self.live or self._stop.is_set():
+                    with contextlib.suppress(queue.Empty):
+                        self._queue.get_nowait()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        if self._images is None:
+            self._capture.release()

@@ -1,0 +1,60 @@
+"""Embed a person from photos and/or videos: a feed-forward person model (SPEC section 4).
+
+    python embedder_inference.py --model META --out PERSON INPUT... [--set person.frames=32]
+
+META is a training run's meta-model export (RUN/meta.pt, or python -m training.export).
+INPUT: photo or video files, folders of them, or glob patterns. Faces are cropped exactly as
+in training; up to person.frames frames, spread over the inputs and the sharpest preferred,
+are embedded. PERSON drives webcam_inference.py directly and is what fine_tuning_training.py
+fine-tunes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from avatar.embed import NoFaceError, embed_person
+from params.config import ConfigError, with_run_settings
+from training.export import MetaModelError, load_meta_model
+from utils.device import resolve_device
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", help="photos, videos, folders or glob patterns")
+    parser.add_argument("--model", type=Path, required=True, help="meta-model (RUN/meta.pt)")
+    parser.add_argument("--out", type=Path, required=True, help="person model to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--config", help="YAML with person/train settings (optional)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    if args.out.exists() and not args.overwrite:
+        parser.error(f"{args.out} exists; pass --overwrite to replace it")
+    start = time.perf_counter()
+    try:
+        meta = load_meta_model(args.model)
+        config = with_run_settings(meta.config, args.config, args.overrides)
+        meta = load_meta_model(args.model, resolve_device(config.device))
+        person, collected = embed_person(meta, args.inputs, config)
+    except (MetaModelError, ConfigError, NoFaceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in collected.several_faces:
+        print(f"warning: several faces in {path}: the largest was used")
+    if collected.without_face:
+        print(f"skipped {len(collected.without_face)} photo(s) or frame(s) without a face")
+    if collected.unreadable:
+        print(f"skipped unreadable: {', '.join(collected.unreadable)}")
+    person.save(args.out)
+    print(
+        f"wrote {args.out}: {len(person.frames)} frame(s) of {len(collected.candidates)} with a "
+        f"face embedded in {time.perf_counter() - start:.1f} s (meta-model {meta.identity})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Live driving: video in, mp4 out; face-less frames; retargeting; sinks that cannot open."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from synthetic_videos import built_store, still_frame
+
+from avatar.retarget import Retargeter
+from dataset.face import face_radius
+from dataset.landmarks import make_detector
+from dataset.synthetic import face_pictures, moving_clip, write_video
+from embedder_inference import main as embed_main
+from params.config import PARAMS_DIR, load_config
+from training.loop import train
+from webcam_inference import main as drive_main
+
+pytestmark = pytest.mark.filterwarnings("ignore:loss.random_perceptual_networks")
+
+
+@pytest.fixture(scope="module")
+def person_and_driver(tmp_path_factory):
+    """A tiny person model of the astronaut, and a video of Grace Hopper to drive it."""
+    built = built_store(tmp_path_factory)
+    folder = tmp_path_factory.mktemp("drive")
+    config = load_config(PARAMS_DIR / "tiny.yaml", [f"data.store={built.store}", "train.steps=2"])
+    meta = train(config, folder / "run", progress_bar=False)
+    pictures = face_pictures()
+    still, points = still_frame(pictures["astronaut"])
+    write_video(folder / "astronaut.mp4", moving_clip(still, points, 0, 8)[0])
+    person = folder / "astronaut.pt"
+    assert (
+        embed_main(["--model", str(meta), "--out", str(person), str(folder / "astronaut.mp4")]) == 0
+    )
+    hopper, hopper_points = still_frame(pictures["grace_hopper"])
+    frames = moving_clip(hopper, hopper_points, 0, 12)[0]
+    frames[4] = frames[5] = np.full_like(frames[4], 90)  # the driver leaves the picture
+    write_video(folder / "driver.mp4", frames)
+    return person, folder / "driver.mp4"
+
+
+def read_video(path):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames, capture.get(cv2.CAP_PROP_FPS)
+        frames.append(frame)
+
+
+def test_a_video_drives_the_person_into_an_mp4_of_the_same_frames(
+    person_and_driver, tmp_path, capsys
+):
+    person, driver = person_and_driver
+    out = tmp_path / "driven.mp4"
+    command = ["--model", str(person), "--source", str(driver), "--output", str(out), "--no-window"]
+    assert drive_main([*command, "--side-by-side"]) == 0
+    frames, fps = read_video(out)
+    assert len(frames) == 12 and fps == pytest.approx(25.0)  # the face-less frames too
+    assert frames[0].shape == (64, 3 * 64, 3)  # driver | landmarks | avatar
+    printed = capsys.readouterr().out
+    assert "retargeting relative" in printed  # Grace Hopper drives the astronaut
+    assert "landmarks" in printed and "generate" in printed  # per-stage timings
+    # Where the driver's face is missing, the avatar repeats its last frame.
+    avatar = [frame[:, 128:] for frame in frames]
+    assert np.abs(avatar[4].astype(int) - avatar[3].astype(int)).mean() < 3
+    with pytest.raises(SystemExit):  # an existing output is not overwritten
+        drive_main(command)
+
+
+def test_retargeting_keeps_the_persons_shape_and_moves_the_mouth():
+    detector = make_detector("dlib")
+    pictures = face_pictures()
+    person = detector.detect(still_frame(pictures["astronaut"], 256)[0])
+    driver = detector.detect(still_frame(pictures["grace_hopper"], 256)[0])
+    opened = driver.copy()
+    opened[[56, 57, 58, 65, 66, 67], 1] += 12  # the driver opens the mouth: lower lip down
+    opened[5:12, 1] += 8  # and the chin follows
+    retarget = Retargeter(person[None], "relative", reference_frames=1)
+    neutral = retarget(driver)
+    assert np.abs(neutral - person).max() < 1e-3  # at rest: exactly the person's geometry
+    moved = retarget(opened)
+    scale = face_radius(person) / face_radius(driver)
+    gap_driver = (opened[66, 1] - opened[62, 1]) - (driver[66, 1] - driver[62, 1])
+    gap_avatar = (moved[66, 1] - moved[62, 1]) - (person[66, 1] - person[62, 1])
+    assert gap_avatar == pytest.approx(gap_driver * scale, rel=1e-3)  # the opening transfers
+    still = [i for i in range(68) if i not in range(5, 12) and i not in range(48, 68)]
+    assert np.abs(moved[still] - person[still]).max() < 1e-3  # the person's shape stays ...
+    driver_shape = (driver - driver.mean(axis=0)) * scale + person.mean(axis=0)
+    assert np.abs(driver_shape - person).mean() > 2  # ... where the driver's would differ
+    absolute = Retargeter(person[None], "absolute")
+    assert np.array_equal(absolute(opened), opened.astype(np.float32))
+
+
+def test_a_virtual_camera_without_a_device_names_what_to_install(person_and_driver, capsys):
+    person, driver = person_and_driver
+    command = ["--model", str(person), "--source", str(driver), "--no-window", "--virtual-camera"]
+    assert drive_main(command) == 2
+    error = capsys.readouterr().err
+    assert "v4l2loopback" in error or "pip install pyvirtualcam" in error
+
+
+def test_missing_or_wrong_model_files_are_clear_errors(person_and_driver, tmp_path, capsys):
+    _, driver = person_and_driver
+    out = ["--source", str(driver), "--no-window", "--output", str(tmp_path / "o.mp4")]
+    assert drive_main(["--model", str(tmp_path / "missing.pt"), *out]) == 2
+    assert "no person model at" in capsys.readouterr().err
+    (tmp_path / "notes.pt").write_text("not a model")
+    assert drive_main(["--model", str(tmp_path / "notes.pt"), *out]) == 2
+    assert "notes.pt is not a readable person model" in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="no virtual display (xvfb-run) here")
+def test_the_window_opens_under_a_virtual_display(person_and_driver, tmp_path):
+    person, driver = person_and_driver
+    command = [
+        "xvfb-run",
+        "-a",
+        sys.executable,
+        "webcam_inference.py",
+        "--model",
+        str(person),
+        "--source",
+        str(driver),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "12 frames" in result.stdout

@@ -1,0 +1,306 @@
+"""Person models: embedding photos and videos, fine-tuning, the file format, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from skimage import data as skimage_data
+from synthetic_videos import BuiltStore, built_store, still_frame
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from avatar.embed import Candidate, NoFaceError, embed_person, select_frames
+from avatar.export import export_person
+from avatar.export import main as export_main
+from avatar.finetune import FineTuner, work_folder
+from avatar.person import PersonModelError, load_person_model
+from dataset.face import CropSettings, crop_face, draw_landmarks, face_box
+from dataset.landmarks import make_detector
+from dataset.synthetic import face_pictures, moving_clip, write_video
+from dataset.value_range import image_to_tensor
+from dataset.video import iter_frames
+from embedder_inference import main as embed_main
+from fine_tuning_training import main as finetune_main
+from params.config import PARAMS_DIR, load_config, with_run_settings
+from training.export import load_meta_model
+from training.loop import train
+from utils.images import save_image
+
+pytestmark = pytest.mark.filterwarnings("ignore:loss.random_perceptual_networks")
+RANDOM_VGG = ["--set", "loss.random_perceptual_networks=true"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> BuiltStore:
+    return built_store(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def meta_path(built, tmp_path_factory):
+    """A tiny meta-model trained here on the bundled faces (enough to tell people apart)."""
+    config = load_config(
+        PARAMS_DIR / "tiny.yaml",
+        [f"data.store={built.store}", "train.steps=80", "optim.lr_generator=2e-4"],
+    )
+    return train(config, tmp_path_factory.mktemp("meta") / "run", progress_bar=False)
+
+
+@pytest.fixture(scope="module")
+def astronaut_video(tmp_path_factory):
+    """24 frames of the astronaut moving: the first 16 to embed, the last 8 held out."""
+    still, points = still_frame(face_pictures()["astronaut"])
+    frames, _ = moving_clip(still, points, 0, 24)
+    folder = tmp_path_factory.mktemp("person")
+    write_video(folder / "embed.mp4", frames[:16])
+    write_video(folder / "held_out.mp4", frames[16:])
+    save_image(still, folder / "photo.jpg")
+    return folder
+
+
+def test_embedding_photos_and_a_video_gives_a_feed_forward_person_model(
+    meta_path, astronaut_video, tmp_path, capsys
+):
+    out = tmp_path / "person.pt"
+    inputs = [str(astronaut_video / "photo.jpg"), str(astronaut_video / "embed.mp4")]
+    assert (
+        embed_main(
+            ["--model", str(meta_path), "--out", str(out), *inputs, "--set", "person.frames=6"]
+        )
+        == 0
+    )
+    assert "6 frame(s) of 17 with a face" in capsys.readouterr().out
+    person = load_person_model(out)
+    meta = load_meta_model(meta_path)
+    assert person.kind == "feed-forward" and person.meta_identity == meta.identity
+    assert len(person.frames) == 6 and person.landmarks.shape == (6, 68, 2)
+    assert person.sources[0].endswith("photo.jpg")  # spread over the inputs: the photo is used
+    # psi = P e_hat, fixed: the person model draws what E + G would.
+    pictures = image_to_tensor(np.stack([draw_landmarks(p, 64) for p in person.landmarks]), "tanh")
+    with torch.no_grad():
+        expected = meta.generator(pictures, person.embedding.expand(6, -1))
+    assert torch.allclose(person.generate(pictures), expected, atol=1e-5)
+
+
+def test_an_existing_person_file_is_not_overwritten(meta_path, astronaut_video, tmp_path):
+    out = tmp_path / "person.pt"
+    out.write_bytes(b"mine")
+    with pytest.raises(SystemExit):
+        embed_main(
+            ["--model", str(meta_path), "--out", str(out), str(astronaut_video / "photo.jpg")]
+        )
+    assert out.read_bytes() == b"mine"
+
+
+def test_inputs_without_faces_are_skipped_or_refused(meta_path, astronaut_video, tmp_path, capsys):
+    coffee = tmp_path / "coffee.png"
+    save_image(skimage_data.coffee(), coffee)
+    out = tmp_path / "person.pt"
+    assert embed_main(["--model", str(meta_path), "--out", str(out), str(coffee)]) == 2
+    assert "no face found in any input" in capsys.readouterr().err and not out.exists()
+    photo = str(astronaut_video / "photo.jpg")
+    assert embed_main(["--model", str(meta_path), "--out", str(out), str(coffee), photo]) == 0
+    assert "skipped 1 photo(s) or frame(s) without a face" in capsys.readouterr().out
+
+
+def test_several_faces_use_the_largest_with_a_warning(meta_path, tmp_path, capsys):
+    pictures = face_pictures()
+    large, _ = still_frame(pictures["grace_hopper"], 240)
+    small, _ = still_frame(pictures["astronaut"], 150)
+    canvas = np.zeros((260, 420, 3), np.uint8)
+    canvas[10:250, 170:410], canvas[60:210, 10:160] = large, small
+    save_image(canvas, tmp_path / "two.png")
+    out = tmp_path / "person.pt"
+    assert (
+        embed_main(["--model", str(meta_path), "--out", str(out), str(tmp_path / "two.png")]) == 0
+    )
+    assert "several faces" in capsys.readouterr().out
+    landmarks = load_person_model(out).landmarks[0]
+    detector = make_detector("dlib")
+    crop_settings = CropSettings.from_config(load_meta_model(meta_path).config)
+    _, expected, _ = crop_face(canvas, detector.detect(large) + np.array([170, 10]), crop_settings)
+    assert np.abs(landmarks - expected).mean() < 3  # Grace Hopper's face, not the astronaut's
+    assert face_box(landmarks, crop_settings).side > 0
+
+
+def test_frames_are_spread_over_the_inputs_and_sharp_ones_preferred():
+    candidates = [Candidate(None, None, f"f{i}", sharpness=float(i % 4 == 2)) for i in range(12)]
+    chosen = select_frames(candidates, 3)
+    assert [c.source for c in chosen] == ["f2", "f6", "f10"]
+    assert select_frames(candidates[:2], 5) == candidates[:2]
+
+
+def _held_out_quality(person, astronaut_video, settings) -> tuple[float, float]:
+    """L1 and SSIM of the person model on the held-out frames, from their own landmarks."""
+    detector = make_detector("dlib")
+    frames, pictures = [], []
+    for frame in iter_frames(astronaut_video / "held_out.mp4"):
+        crop, points, _ = crop_face(frame, detector.track(frame), settings)
+        frames.append(crop)
+        pictures.append(draw_landmarks(points, crop.shape[0]))
+    real = image_to_tensor(np.stack(frames), "tanh")
+    fake = person.generate(image_to_tensor(np.stack(pictures), "tanh"))
+    l1 = float((fake - real).abs().mean() / 2)  # [0, 1] units
+    ssim = float(
+        structural_similarity_index_measure((fake + 1) / 2, (real + 1) / 2, data_range=1.0)
+    )
+    return l1, ssim
+
+
+def test_fine_tuning_beats_feed_forward_on_held_out_frames_of_the_person(
+    meta_path, astronaut_video, tmp_path
+):
+    person_path, tuned_path = tmp_path / "person.pt", tmp_path / "tuned.pt"
+    embed = [
+        "--model",
+        str(meta_path),
+        "--out",
+        str(person_path),
+        str(astronaut_video / "embed.mp4"),
+    ]
+    assert embed_main([*embed, "--set", "person.frames=8"]) == 0
+    command = ["--model", str(meta_path), "--person", str(person_path), "--out", str(tuned_path)]
+    overrides = [
+        "--set",
+        "finetune.steps=60",
+        "--set",
+        "finetune.lr_generator=2e-4",
+        "--no-progress",
+    ]
+    assert finetune_main([*command, *overrides, *RANDOM_VGG]) == 0
+    tuned, person = load_person_model(tuned_path), load_person_model(person_path)
+    assert tuned.kind == "fine-tuned" and not work_folder(tuned_path).exists()
+    assert (tmp_path / "tuned_samples.png").is_file() and (tmp_path / "tuned_loss.png").is_file()
+    crop = CropSettings.from_config(load_meta_model(meta_path).config)
+    feed_forward, fine_tuned = (
+        _held_out_quality(person, astronaut_video, crop),
+        _held_out_quality(tuned, astronaut_video, crop),
+    )
+    print(f"held-out L1 / SSIM: feed-forward {feed_forward}, fine-tuned {fine_tuned}")
+    assert fine_tuned[0] < feed_forward[0] and fine_tuned[1] > feed_forward[1]
+
+
+def test_fine_tuning_one_frame_resumes_exactly_after_a_stop(
+    meta_path, astronaut_video, tmp_path, monkeypatch
+):
+    person_path = tmp_path / "one.pt"
+    photo = str(astronaut_video / "photo.jpg")
+    assert embed_main(["--model", str(meta_path), "--out", str(person_path), photo]) == 0
+    assert len(load_person_model(person_path).frames) == 1  # T = 1
+
+    def command(out):
+        return [
+            "--model",
+            str(meta_path),
+            "--person",
+            str(person_path),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--set",
+            "finetune.steps=4",
+            "--set",
+            "finetune.checkpoint_every=2",
+            *RANDOM_VGG,
+        ]
+
+    assert finetune_main(command(tmp_path / "straight.pt")) == 0
+    original, calls = FineTuner.step, []
+
+    def stop_at_the_third(self, frames, pictures):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, frames, pictures)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FineTuner, "step", stop_at_the_third)
+        with pytest.raises(KeyboardInterrupt):
+            finetune_main(command(tmp_path / "resumed.pt"))
+    assert finetune_main(command(tmp_path / "resumed.pt")) == 2  # not silently restarted
+    assert finetune_main([*command(tmp_path / "resumed.pt"), "--resume"]) == 0
+    straight, resumed = (
+        load_person_model(tmp_path / "straight.pt"),
+        load_person_model(tmp_path / "resumed.pt"),
+    )
+    assert torch.equal(straight.psi, resumed.psi)
+    for name, value in straight.generator.state_dict().items():
+        if not name.startswith("projection."):  # P is not part of a person model
+            assert torch.equal(value, resumed.generator.state_dict()[name]), name
+
+
+def test_damaged_or_mismatched_files_name_the_problem(meta_path, astronaut_video, tmp_path, capsys):
+    person_path = tmp_path / "person.pt"
+    assert (
+        embed_main(
+            [
+                "--model",
+                str(meta_path),
+                "--out",
+                str(person_path),
+                str(astronaut_video / "photo.jpg"),
+            ]
+        )
+        == 0
+    )
+    with pytest.raises(PersonModelError, match="is not a person model"):
+        load_person_model(meta_path)
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(person_path.read_bytes()[:5000])
+    with pytest.raises(PersonModelError, match=r"damaged\.pt is not a readable person model"):
+        load_person_model(damaged)
+    payload = torch.load(person_path, weights_only=True)
+    payload["version"] = 99
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(PersonModelError, match="version 99"):
+        load_person_model(tmp_path / "future.pt")
+    payload["version"], payload["meta_identity"] = 1, "someothermodel"
+    torch.save(payload, tmp_path / "other.pt")
+    command = [
+        "--model",
+        str(meta_path),
+        "--person",
+        str(tmp_path / "other.pt"),
+        "--out",
+        str(tmp_path / "t.pt"),
+    ]
+    assert finetune_main(command) == 2
+    assert "embedded with meta-model someothermodel" in capsys.readouterr().err
+
+
+def test_export_runs_in_onnxruntime_and_torchscript_and_matches(
+    meta_path, astronaut_video, tmp_path
+):
+    person_path = tmp_path / "person.pt"
+    assert (
+        embed_main(
+            [
+                "--model",
+                str(meta_path),
+                "--out",
+                str(person_path),
+                str(astronaut_video / "embed.mp4"),
+            ]
+        )
+        == 0
+    )
+    person = load_person_model(person_path)
+    landmarks = image_to_tensor(
+        np.stack([draw_landmarks(p, 64) for p in person.landmarks[:3]]), "tanh"
+    )
+    expected = person.generate(landmarks)
+    assert (
+        export_main([str(person_path), "--format", "onnx", "--out", str(tmp_path / "p.onnx")]) == 0
+    )
+    session = onnxruntime.InferenceSession(str(tmp_path / "p.onnx"))
+    (onnx_out,) = session.run(None, {"landmarks": landmarks.numpy()})
+    assert np.abs(onnx_out - expected.numpy()).max() < 1e-4  # batch 3 through a batch-1 export
+    export_person(person, tmp_path / "p.ts", "torchscript")
+    scripted = torch.jit.load(str(tmp_path / "p.ts"))
+    assert (scripted(landmarks) - expected).abs().max() < 1e-5
+    with pytest.raises(NoFaceError):
+        embed_person(
+            load_meta_model(meta_path),
+            [tmp_path / "missing.jpg"],
+            with_run_settings(person.config, None, []),
+        )
