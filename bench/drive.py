@@ -1,0 +1,184 @@
+"""Driving speed: per-stage latency and end-to-end frames per second on a video file.
+
+    python -m bench.drive [--video FILE] [--config params/default.yaml] [--frames 60] [--write]
+
+A person model of the config's size (random weights: speed does not depend on them; the
+person's frames are the bundled astronaut) is driven by a video, by default a 640x480 clip of
+the bundled Grace Hopper moving (a webcam's size). For each renderer (fp32; bf16 weights;
+bf16 + torch.compile; onnxruntime fp32) the generator alone is timed on 256 px landmark
+pictures, with its difference from fp32 as PSNR, and the whole path (read, landmarks,
+stabilise and crop, landmark picture, generate, write an mp4) is run on the video.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from avatar.drive import Driver, compose
+from avatar.person import PersonModel
+from avatar.render import OnnxRenderer, TorchRenderer
+from avatar.sinks import VideoFileSink
+from avatar.sources import FrameSource
+from bench.results import machine_line, write_section
+from dataset.face import CropSettings, crop_face, draw_landmarks
+from dataset.landmarks import detector_from_config, make_detector
+from dataset.stabilizer import StabilizerSettings
+from dataset.synthetic import face_pictures, moving_clip, still_frame, write_video
+from network import Generator
+from params.config import PARAMS_DIR, load_config
+
+SECTION = "bench.drive"
+RENDERERS = ("fp32", "bf16", "bf16+compile", "onnx-fp32")
+
+
+def random_person(config) -> PersonModel:
+    """A person model with random weights and the astronaut's frames and landmarks."""
+    torch.manual_seed(0)
+    generator = Generator(config.model).eval()
+    settings = CropSettings.from_config(config)
+    photo = face_pictures()["astronaut"]
+    crop, points, _ = crop_face(photo, make_detector("dlib").detect(photo), settings)
+    jpeg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))[1].tobytes()
+    with torch.no_grad():
+        psi = generator.project(torch.randn(1, config.model.embedding_dim))
+    return PersonModel("feed-forward", config, generator, psi, [jpeg], points[None], "random")
+
+
+def webcam_like_video(path: Path, frames: int) -> Path:
+    """A 640x480 clip of the bundled Grace Hopper moving, like a webcam frame."""
+    still, points = still_frame(face_pictures()["grace_hopper"], 300)
+    clip, _ = moving_clip(still, points, 0, frames)
+    padded = [cv2.copyMakeBorder(f, 90, 90, 170, 170, cv2.BORDER_REPLICATE) for f in clip]
+    write_video(path, padded, fps=30.0)
+    return path
+
+
+def make(kind: str, person: PersonModel):
+    device = torch.device("cpu")
+    if kind == "onnx-fp32":
+        return OnnxRenderer(person, torch.get_num_threads())
+    precision = "fp32" if kind == "fp32" else "bf16"
+    return TorchRenderer(person, device, precision, compile_model=kind.endswith("compile"))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def time_generator(renderer, pictures: list[np.ndarray], reps: int) -> tuple[float, list]:
+    outputs = [renderer(p) for p in pictures[:2]]  # warm-up (and compilation)
+    times = []
+    for i in range(reps):
+        start = time.perf_counter()
+        out = renderer(pictures[i % len(pictures)])
+        times.append((time.perf_counter() - start) * 1e3)
+        if i < len(pictures):
+            outputs.append(out)
+    return statistics.median(times), [renderer(p) for p in pictures[:4]]
+
+
+def run_video(renderer, person: PersonModel, config, video: Path, out: Path) -> dict[str, float]:
+    source = FrameSource(str(video))
+    driver = Driver(
+        person,
+        detector_from_config(config),
+        renderer,
+        "relative",
+        source.fps,
+        StabilizerSettings.from_config(config),
+    )
+    sink = VideoFileSink(out, source.fps)
+    frames, start = 0, time.perf_counter()
+    for frame in source:
+        driven = driver(frame)
+        written = time.perf_counter()
+        sink.write(compose(driven, False, False))
+        driver.times.add("write", (time.perf_counter() - written) * 1e3)
+        frames += 1
+    seconds = time.perf_counter() - start
+    sink.close()
+    source.close()
+    return {**driver.times.medians(), "fps": frames / seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--video", type=Path, help="driving video (default: a synthetic 640x480)")
+    parser.add_argument("--config", type=Path, default=PARAMS_DIR / "default.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--frames", type=int, default=60, help="frames of the synthetic video")
+    parser.add_argument("--reps", type=int, default=20, help="generator calls timed")
+    parser.add_argument("--renderers", nargs="+", choices=RENDERERS, default=list(RENDERERS))
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    config = load_config(args.config, ["device=cpu", *args.overrides])
+    person = random_person(config)
+    size = config.model.image_size
+    rows, reference = [], None
+    with tempfile.TemporaryDirectory() as work:
+        video = args.video or webcam_like_video(Path(work) / "driver.mp4", args.frames)
+        detector = make_detector("dlib")
+        pictures = []
+        for frame in FrameSource(str(video)):
+            points = detector.track(frame.image)
+            if points is not None:
+                _, crop_points, _ = crop_face(frame.image, points, person.crop_settings)
+                pictures.append(draw_landmarks(crop_points, size))
+            if len(pictures) == 8:
+                break
+        for kind in args.renderers:
+            renderer = make(kind, person)
+            generator_ms, outputs = time_generator(renderer, pictures, args.reps)
+            if reference is None:
+                reference = outputs
+            quality = min(psnr(a, b) for a, b in zip(outputs, reference, strict=True))
+            stages = run_video(renderer, person, config, video, Path(work) / f"{kind}.mp4")
+            rows.append((kind, generator_ms, quality, stages))
+            print(kind, round(generator_ms, 1), "ms", stages, flush=True)
+    stage_names = ("read", "landmarks", "stabilise_crop", "picture", "generate", "write")
+    lines = [
+        "| renderer | generator alone | PSNR vs fp32 | "
+        + " | ".join(stage_names)
+        + " | end to end |",
+        "|---" * (len(stage_names) + 4) + "|",
+    ]
+    for kind, generator_ms, quality, stages in rows:
+        cells = " | ".join(f"{stages.get(s, 0):.1f}" for s in stage_names)
+        shown = "same" if quality == float("inf") else f"{quality:.1f} dB"
+        lines.append(
+            f"| {kind} | {generator_ms:.0f} ms | {shown} | {cells} | {stages['fps']:.1f} fps |"
+        )
+    body = "\n".join(
+        [
+            "## Driving (`python -m bench.drive`)",
+            "",
+            machine_line(),
+            f"Person model at {size} px (random weights), driven by "
+            f"{args.video or 'a synthetic 640x480 clip of the bundled Grace Hopper'}; "
+            f"{torch.get_num_threads()} threads. Generator alone: median of {args.reps} calls; "
+            "stages: median ms per frame over the whole clip (read in a capture thread, so "
+            "overlapped); end to end: frames / wall time, writing an mp4.",
+            "",
+            *lines,
+        ]
+    )
+    print(body)
+    if args.write:
+        write_section(f"{SECTION}.{size}", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
