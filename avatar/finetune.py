@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,23 @@ class FineTuner:
         )
         return scalars
 
+    def person_model(self, person: PersonModel) -> PersonModel:
+        """The fine-tuned person: G' with psi' beside it, the person's frames kept."""
+        generator = self.generator
+        psi = generator.psi.detach().clone()
+        generator.psi = None  # psi is kept beside G, not inside it
+        return PersonModel(
+            kind="fine-tuned",
+            config=person.config,
+            generator=generator.eval(),
+            psi=psi,
+            frames=person.frames,
+            landmarks=person.landmarks,
+            meta_identity=person.meta_identity,
+            embedding=person.embedding,
+            sources=person.sources,
+        )
+
     def state_dict(self) -> dict[str, object]:
         return {
             "generator": self.generator.state_dict(),
@@ -186,48 +204,56 @@ def fine_tune(
         restore_rng(state["rng"])
         step = state["step"]
     work.mkdir(parents=True, exist_ok=True)
-    sampler = EpisodeBatchSampler(count, config.finetune.batch_size, config.seed)
     log = RunLog(work)
     tune = config.finetune
     bar = tqdm(total=steps, initial=step, unit="step", disable=not progress_bar, desc="fine-tuning")
+
+    def after_step(done: int, scalars: dict[str, float]) -> None:
+        bar.update(1)
+        if done % tune.log_every == 0 or done == steps:
+            log.scalars(done, scalars)
+            bar.set_postfix(G=f"{scalars['loss_g/total']:.3f}", D=f"{scalars['loss_d/hinge']:.3f}")
+        if done % tune.checkpoint_every == 0 and done < steps:
+            atomic_save({**tuner.state_dict(), "step": done, "rng": rng_state()}, checkpoint_path)
+
     try:
-        while step < steps:
-            chosen = [
-                sampler.episode(step * tune.batch_size + i)[0] for i in range(tune.batch_size)
-            ]
-            index = torch.tensor(chosen, device=precision.device)
-            scalars = tuner.step(data.frames[index], data.pictures[index])
-            step += 1
-            bar.update(1)
-            if step % tune.log_every == 0 or step == steps:
-                log.scalars(step, scalars)
-                bar.set_postfix(
-                    G=f"{scalars['loss_g/total']:.3f}", D=f"{scalars['loss_d/hinge']:.3f}"
-                )
-            if step % tune.checkpoint_every == 0 and step < steps:
-                atomic_save(
-                    {**tuner.state_dict(), "step": step, "rng": rng_state()}, checkpoint_path
-                )
+        run_steps(tuner, data, config, step, steps, after_step)
     finally:
         bar.close()
         log.close()
-    tuned = PersonModel(
-        kind="fine-tuned",
-        config=person.config,
-        generator=tuner.generator,
-        psi=tuner.generator.psi.detach().clone(),
-        frames=person.frames,
-        landmarks=person.landmarks,
-        meta_identity=person.meta_identity,
-        embedding=person.embedding,
-        sources=person.sources,
-    )
-    tuned.generator.psi = None  # psi is kept beside G, not inside it
-    tuned.generator.eval()
+    tuned = tuner.person_model(person)
     _write_pictures(tuned, data, config, out, work)
     tuned.save(out)
     shutil.rmtree(work, ignore_errors=True)
     return tuned
+
+
+def run_steps(
+    tuner: FineTuner,
+    data: PersonFrames,
+    config: Config,
+    start: int,
+    steps: int,
+    after_step: Callable[[int, dict[str, float]], None] = lambda done, scalars: None,
+) -> None:
+    """Steps start..steps; each batch is a function of the step (resumes exactly)."""
+    tune = config.finetune
+    sampler = EpisodeBatchSampler(data.frames.shape[0], tune.batch_size, config.seed)
+    for step in range(start, steps):
+        chosen = [sampler.episode(step * tune.batch_size + i)[0] for i in range(tune.batch_size)]
+        index = torch.tensor(chosen, device=data.frames.device)
+        after_step(step + 1, tuner.step(data.frames[index], data.pictures[index]))
+
+
+def tuned_in_memory(
+    meta: MetaModel, person: PersonModel, config: Config, precision: Precision
+) -> PersonModel:
+    """Fine-tune without files (evaluation): total_steps(config, T) steps from the start."""
+    torch.manual_seed(config.seed)
+    tuner = FineTuner(meta, person, config, precision)
+    data = PersonFrames.of(person, precision.device, tuner.memory_format)
+    run_steps(tuner, data, config, 0, total_steps(config, data.frames.shape[0]))
+    return tuner.person_model(person)
 
 
 def _write_pictures(

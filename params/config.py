@@ -179,6 +179,20 @@ class FinetuneConfig:
 
 
 @dataclass
+class EvalConfig:
+    """The paper's self-reenactment protocol (evaluate.py, SPEC section 5)."""
+
+    shots: list[int] = field(default_factory=lambda: [1, 8, 32])  # T
+    holdout_frames: int = 32  # frames generated from their own landmarks and compared
+    finetune: bool = True  # also evaluate fine-tuned person models (finetune.* settings)
+    max_videos: int = 0  # 0: every held-out video
+    # Weights of the metrics that need them; unset: reported as unavailable, with the reason.
+    fid_inception_weights: str | None = None  # pt_inception-2015-12-05-6726825d.pth
+    lpips_alexnet_weights: str | None = None  # alexnet-owt-7be5be79.pth (torchvision)
+    arcface_weights: str | None = None  # InsightFace ArcFace ONNX, 112 px (w600k_r50.onnx)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -187,6 +201,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     person: PersonConfig = field(default_factory=PersonConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
 
@@ -285,6 +300,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 RUN_SETTINGS = (
     "person.",
     "finetune.",
+    "eval.",
     "train.",
     "device",
     "seed",
@@ -309,7 +325,7 @@ def with_run_settings(base: Config, path: str | Path | None, overrides: list[str
     config = load_config_dict(to_dict(base))
     if path is not None:
         chosen = load_config(path)
-        for name in ("person", "finetune", "train"):
+        for name in ("person", "finetune", "train", "eval"):
             setattr(config, name, getattr(chosen, name))
         config.device = chosen.device
     for override in overrides:

@@ -31,6 +31,7 @@ MAY_CHANGE = (
     "train.",
     "person.",
     "finetune.",
+    "eval.",
     "device",
     "data.store",
     "data.num_workers",

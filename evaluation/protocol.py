@@ -1,0 +1,244 @@
+"""The paper's self-reenactment protocol (SPEC section 5) on held-out people.
+
+For each video: its frames in time order; the last ``eval.holdout_frames`` are held out, the
+others are the pool the person's T frames are taken from (spread evenly). For each T in
+``eval.shots``: a feed-forward person model from the T frames (and, with ``eval.finetune``, a
+fine-tuned one), then every held-out frame generated from its own landmarks and compared with
+the real frame. Frames come from a store's validation split (identities never trained on) or
+from a folder of videos, cropped exactly as in training. Each finished video's results are
+written at once, so a stopped evaluation continues where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from avatar.embed import Candidate, embed_frames, person_psi, sharpness
+from avatar.finetune import tuned_in_memory
+from avatar.person import PersonModel
+from dataset.face import draw_landmarks
+from dataset.landmarks import detector_from_config
+from dataset.preprocess import PreprocessOptions, crop_clip, discover_videos, sample_positions
+from dataset.store import SETTINGS_NAME, read_manifest, read_record, read_settings, split_of
+from dataset.value_range import image_to_tensor, tensor_to_image
+from dataset.video import VideoReadError, frame_count
+from metrics.identity import csim
+from metrics.image import psnr, ssim
+from metrics.landmarks import akd
+from params.config import Config
+from training.export import MetaModel
+from training.precision import Precision
+from utils.files import atomic_write_bytes
+from utils.images import save_image
+
+MODES = ("feed-forward", "fine-tuned")
+
+
+@dataclass
+class VideoFrames:
+    key: str
+    frames: list[np.ndarray]  # RGB uint8 crops, in time order
+    landmarks: np.ndarray  # (N, 68, 2) crop coordinates
+
+
+def store_videos(store: Path, config: Config) -> list[VideoFrames]:
+    """The store's validation split: identities no training run of this store has seen."""
+    read_settings(store)
+    fraction = config.data.validation_fraction
+    videos = []
+    for entry in read_manifest(store):
+        if split_of(entry.identity, fraction) != "validation":
+            continue
+        record = read_record(store / entry.path)
+        order = np.lexsort((record.frame_indices, record.clip_indices))
+        frames = [
+            cv2.cvtColor(
+                cv2.imdecode(np.frombuffer(record.jpeg_frames[i], np.uint8), 1), cv2.COLOR_BGR2RGB
+            )
+            for i in order
+        ]
+        videos.append(VideoFrames(entry.key, frames, record.landmarks[order]))
+    return videos
+
+
+def folder_videos(folder: Path, config: Config, count: int) -> list[VideoFrames]:
+    """count frames of each video of a folder, cropped with the stabiliser as in training."""
+    options = PreprocessOptions.from_config(config, folder)
+    detector = detector_from_config(config)
+    videos = []
+    for source in discover_videos(folder):
+        path = source.clips[0]
+        try:
+            length = frame_count(path)
+        except VideoReadError:
+            continue
+        wanted = [frame for _, frame in sample_positions([length], count)]
+        cropped = crop_clip(path, 0, wanted, length, options, detector, describe=None)
+        frames = [
+            cv2.cvtColor(cv2.imdecode(np.frombuffer(c.jpeg, np.uint8), 1), cv2.COLOR_BGR2RGB)
+            for c in cropped
+        ]
+        if len(frames) >= 2:
+            videos.append(VideoFrames(source.key, frames, np.stack([c.landmarks for c in cropped])))
+    return videos
+
+
+def load_videos(data: Path, config: Config) -> list[VideoFrames]:
+    needed = max(config.eval.shots) + config.eval.holdout_frames
+    videos = (
+        store_videos(data, config)
+        if (data / SETTINGS_NAME).exists()
+        else folder_videos(data, config, needed)
+    )
+    if config.eval.max_videos > 0:
+        videos = videos[: config.eval.max_videos]
+    return videos
+
+
+def split_frames(video: VideoFrames, shots: int, holdout: int) -> tuple[list[int], list[int]]:
+    """(source indices: up to `shots`, spread over the pool; held-out indices: the last ones)."""
+    count = len(video.frames)
+    held = min(holdout, count - 1)
+    pool = count - held
+    sources = np.unique(np.linspace(0, pool - 1, min(shots, pool)).round().astype(int)).tolist()
+    return sources, list(range(pool, count))
+
+
+def person_from_frames(meta: MetaModel, video: VideoFrames, indices: list[int]) -> PersonModel:
+    """A feed-forward person model from some of a video's frames (as embedder_inference does)."""
+    candidates = [
+        Candidate(
+            video.frames[i], video.landmarks[i], f"{video.key}#{i}", sharpness(video.frames[i])
+        )
+        for i in indices
+    ]
+    model = meta.config.model
+    embedding = embed_frames(meta.embedder, candidates, model.output_activation, model.image_size)
+    return PersonModel(
+        kind="feed-forward",
+        config=meta.config,
+        generator=meta.generator,
+        psi=person_psi(meta.generator, embedding),
+        frames=[
+            cv2.imencode(".jpg", cv2.cvtColor(c.crop, cv2.COLOR_RGB2BGR))[1].tobytes()
+            for c in candidates
+        ],
+        landmarks=np.stack([c.landmarks for c in candidates]),
+        meta_identity=meta.identity,
+        embedding=embedding.cpu(),
+        sources=[c.source for c in candidates],
+    )
+
+
+def frame_metrics(
+    real: np.ndarray, fake: np.ndarray, landmarks: np.ndarray, tools: dict
+) -> dict[str, list[float]]:
+    """Per-frame SSIM, PSNR, LPIPS, CSIM (each identity network) and AKD of uint8 frames."""
+    real_t = torch.from_numpy(real).permute(0, 3, 1, 2).float() / 255
+    fake_t = torch.from_numpy(fake).permute(0, 3, 1, 2).float() / 255
+    values = {"ssim": ssim(fake_t, real_t).tolist(), "psnr": psnr(fake_t, real_t).tolist()}
+    if tools.get("lpips") is not None:
+        values["lpips"] = tools["lpips"](fake_t, real_t).tolist()
+    for identity in tools["identities"]:
+        values[f"csim_{identity.name}"] = [
+            csim(identity, r, f, p) for r, f, p in zip(real, fake, landmarks, strict=True)
+        ]
+    akds = []
+    detector = tools["detector"]
+    for real_points, frame in zip(landmarks, fake, strict=True):
+        scale = max(1.0, 256 / frame.shape[0])  # dlib finds faces of 80 px and up
+        found = detector.detect(
+            cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        )
+        if found is not None:
+            akds.append(akd(real_points, found / scale))
+    values["akd"] = akds
+    values["akd_missed"] = [float(len(fake) - len(akds))]
+    return values
+
+
+def evaluate_video(
+    meta: MetaModel, video: VideoFrames, config: Config, precision: Precision, tools: dict
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Metrics per (mode, T) and the generated held-out frames (for FID and the grid)."""
+    results, generated = {}, {}
+    activation, size = meta.config.model.output_activation, meta.config.model.image_size
+    for shots in config.eval.shots:
+        sources, held = split_frames(video, shots, config.eval.holdout_frames)
+        real = np.stack([video.frames[i] for i in held])
+        pictures = image_to_tensor(
+            np.stack([draw_landmarks(video.landmarks[i], size) for i in held]), activation
+        )
+        person = person_from_frames(meta, video, sources)
+        models = {"feed-forward": person}
+        if config.eval.finetune:
+            models["fine-tuned"] = tuned_in_memory(meta, person, config, precision)
+        for mode, model in models.items():
+            with torch.no_grad():
+                fake = tensor_to_image(model.generate(pictures.to(precision.device)), activation)
+            results[f"{mode}/T={shots}"] = {
+                "shots_used": len(sources),
+                **frame_metrics(real, fake, video.landmarks[held], tools),
+            }
+            generated[f"{mode}/T={shots}"] = fake
+        generated[f"real/T={shots}"] = real
+    return results, generated
+
+
+def safe_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", key)
+
+
+def run_protocol(
+    meta: MetaModel,
+    videos: list[VideoFrames],
+    config: Config,
+    out: Path,
+    precision: Precision,
+    tools: dict,
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Evaluate every video not done yet (out/videos/*.json), then return all per-video results."""
+    folder = out / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    everything = {}
+    for video in tqdm(videos, unit="video", disable=not progress, desc="evaluating"):
+        name = safe_name(video.key)
+        done = folder / f"{name}.json"
+        if not done.exists():
+            results, generated = evaluate_video(meta, video, config, precision, tools)
+            buffer_path = folder / f"{name}.npz"
+            save = {key.replace("/", "__"): value for key, value in generated.items()}
+            with open(buffer_path.with_suffix(".tmp.npz"), "wb") as handle:
+                np.savez_compressed(handle, **save)
+            buffer_path.with_suffix(".tmp.npz").replace(buffer_path)
+            atomic_write_bytes(done, json.dumps(results).encode())
+        everything[video.key] = json.loads(done.read_text())
+    return everything
+
+
+def generated_frames(out: Path, key: str) -> dict[str, np.ndarray]:
+    with np.load(out / "videos" / f"{safe_name(key)}.npz") as data:
+        return {name.replace("__", "/"): data[name] for name in data.files}
+
+
+def grid(out: Path, keys: list[str], shots: int, path: Path) -> Path:
+    """Rows: videos; columns: real, feed-forward, fine-tuned (first held-out frame, T=shots)."""
+    rows = []
+    for key in keys[:6]:
+        frames = generated_frames(out, key)
+        row = [frames[f"real/T={shots}"][0]]
+        row += [frames[f"{mode}/T={shots}"][0] for mode in MODES if f"{mode}/T={shots}" in frames]
+        rows.append(np.concatenate(row, axis=1))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
+    save_image(np.concatenate(rows, axis=0), path)
+    return path
