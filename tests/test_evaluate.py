@@ -1,0 +1,54 @@
+"""evaluate.py end to end on a folder of videos of the bundled faces; resuming per video."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from synthetic_videos import built_store, still_frame
+
+from dataset.synthetic import face_pictures, moving_clip, write_video
+from evaluate import main as evaluate_main
+from params.config import PARAMS_DIR, load_config
+from training.loop import train
+
+pytestmark = pytest.mark.filterwarnings("ignore:loss.random_perceptual_networks")
+
+
+def test_evaluation_writes_the_table_and_resumes_per_video(tmp_path_factory, tmp_path, capsys):
+    built = built_store(tmp_path_factory)
+    config = load_config(PARAMS_DIR / "tiny.yaml", [f"data.store={built.store}", "train.steps=2"])
+    meta = train(config, tmp_path / "run", progress_bar=False)
+    videos = tmp_path / "held_out"
+    for name in ("astronaut", "grace_hopper"):
+        still, points = still_frame(face_pictures()[name])
+        write_video(videos / f"{name}.mp4", moving_clip(still, points, 5, 10)[0])
+    out = tmp_path / "report"
+    command = ["--model", str(meta), "--data", str(videos), "--out", str(out), "--no-progress"]
+    command += ["--set", "eval.shots=[1,4]", "--set", "eval.holdout_frames=4"]
+    command += ["--set", "finetune.steps=2", "--set", "loss.random_perceptual_networks=true"]
+    assert evaluate_main(command) == 0
+    table = (out / "table.md").read_text()
+    for row in (
+        "| feed-forward | 1 |",
+        "| feed-forward | 4 |",
+        "| fine-tuned | 1 |",
+        "| fine-tuned | 4 |",
+    ):
+        assert row in table
+    assert "(46.1)" in table  # the paper's numbers beside ours
+    assert "fid: no Inception weights" in table  # unavailable, with the reason, not a number
+    results = json.loads((out / "results.json").read_text())["results"]
+    cell = results["fine-tuned/T=4"]
+    assert cell["frames"] == 8 and cell["videos"] == 2
+    assert 0 <= cell["ssim"] <= 1 and cell["psnr"] > 0 and -1 <= cell["csim_dlib"] <= 1
+    assert cell["fid"] == {"unavailable": cell["fid"]["unavailable"]}
+    assert (out / "grid.png").is_file()
+    # A stopped evaluation continues: finished videos are not evaluated again.
+    done = sorted((out / "videos").glob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in done]
+    (out / "results.json").unlink()
+    assert evaluate_main(command) == 0
+    assert [p.stat().st_mtime_ns for p in done] == stamps
+    assert (out / "results.json").is_file()
+    capsys.readouterr()

@@ -1,0 +1,103 @@
+"""Metrics against known answers: SSIM, PSNR (vs scikit-image), FID, CSIM, AKD, LPIPS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio as skimage_psnr
+from skimage.metrics import structural_similarity as skimage_ssim
+from synthetic_videos import still_frame
+
+from dataset.face import CropSettings, crop_face
+from dataset.landmarks import make_detector
+from dataset.synthetic import face_pictures, moving_clip
+from metrics import Unavailable
+from metrics.fid import Fid
+from metrics.identity import DlibIdentity, csim
+from metrics.image import Lpips, psnr, ssim
+from metrics.landmarks import akd, interocular
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return still_frame(face_pictures()["astronaut"], 160)[0]
+
+
+def test_ssim_and_psnr_match_scikit_image(photo):
+    rng = np.random.default_rng(0)
+    noisy = np.clip(photo + rng.normal(0, 12, photo.shape), 0, 255).astype(np.uint8)
+    assert ssim(to_tensor(photo), to_tensor(photo)).item() == pytest.approx(1.0, abs=1e-6)
+    assert psnr(to_tensor(photo), to_tensor(photo)).item() == float("inf")
+    reference_ssim = skimage_ssim(
+        noisy,
+        photo,
+        channel_axis=2,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=255,
+    )
+    assert ssim(to_tensor(noisy), to_tensor(photo)).item() == pytest.approx(
+        reference_ssim, abs=2e-3
+    )
+    reference_psnr = skimage_psnr(photo, noisy, data_range=255)
+    assert psnr(to_tensor(noisy), to_tensor(photo)).item() == pytest.approx(
+        reference_psnr, abs=1e-3
+    )
+
+
+def test_fid_is_near_zero_for_a_set_against_itself_and_large_for_different_sets():
+    torch.manual_seed(0)
+    features = torch.nn.Sequential(  # a random feature network: FID's arithmetic is the same
+        torch.nn.Conv2d(3, 16, 3, stride=4),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(2),
+        torch.nn.Flatten(),
+    ).eval()
+    features.num_features = 64
+    faces = torch.rand(40, 3, 32, 32) * 0.5 + 0.25
+    same = Fid(feature=features)
+    same.add(faces, faces.clone())
+    different = Fid(feature=features)
+    different.add(faces, torch.rand(40, 3, 32, 32) ** 3)
+    assert abs(same.compute()) < 1e-3
+    assert different.compute() > 100 * max(abs(same.compute()), 1e-4)
+
+
+def test_csim_is_higher_for_the_same_person_than_for_two_people():
+    detector = make_detector("dlib")
+    settings = CropSettings(128, 0.52, 0.28)
+    pictures = face_pictures()
+    still, points = still_frame(pictures["astronaut"], 200)
+    moved = moving_clip(still, points, 3, 1)[0][0]  # the same person, moved and turned a little
+    crops = []
+    for image in (still, moved, still_frame(pictures["grace_hopper"], 200)[0]):
+        crop, crop_points, _ = crop_face(image, detector.detect(image), settings)
+        crops.append((crop, crop_points))
+    identity = DlibIdentity()
+    same = csim(identity, crops[0][0], crops[1][0], crops[0][1])
+    other = csim(identity, crops[0][0], crops[2][0], crops[0][1])
+    print(f"CSIM (dlib cosine): same person {same:.3f}, astronaut vs Grace Hopper {other:.3f}")
+    assert same > other and same > 0.9
+
+
+def test_akd_is_zero_for_equal_landmarks_and_known_for_a_known_shift():
+    points = make_detector("dlib").detect(still_frame(face_pictures()["astronaut"], 160)[0])
+    assert akd(points, points) == 0
+    shifted = points + np.array([3.0, 4.0])
+    assert akd(points, shifted) == pytest.approx(5.0 / interocular(points))
+
+
+def test_lpips_is_zero_for_identical_images_and_unavailable_without_weights(photo, tmp_path):
+    lpips = Lpips(None, random_backbone=True)
+    image = to_tensor(photo)
+    assert lpips(image, image).item() == pytest.approx(0.0, abs=1e-6)
+    assert lpips(image, 1 - image).item() > 0
+    assert isinstance(Lpips.load(None), Unavailable)
+    assert "no such file" in Lpips.load(str(tmp_path / "alexnet.pth")).reason
+    assert "eval.fid_inception_weights" in Fid.load(None).reason
