@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from utils.files import atomic_write_bytes
+
 PARAMS_DIR = Path(__file__).resolve().parent
 
 
@@ -365,4 +367,5 @@ def to_dict(config: Config) -> dict[str, Any]:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Write a config as YAML, atomically (creating the folder)."""
+    atomic_write_bytes(path, yaml.safe_dump(to_dict(config), sort_keys=False).encode())

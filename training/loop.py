@@ -41,7 +41,6 @@ from training.monitor import (
 )
 from training.precision import Precision, resolve_precision
 from training.validation import validate, validation_episodes
-from utils.files import atomic_write
 
 log = logging.getLogger("training")
 
@@ -125,7 +124,7 @@ def _train(
     if resume_from is not None and len(learner.table) > known:
         log.info("%d videos new since the checkpoint: fresh rows of W", len(learner.table) - known)
     if run.is_main:
-        atomic_write(run_dir / "config.yaml", lambda temp: save_config(config, temp))
+        save_config(config, run_dir / "config.yaml")
         log.info(
             "%d training videos, %d validation episodes; %s on %s, %d process(es); "
             "batch %d per process, K = %d, %d px",
