@@ -78,8 +78,8 @@ def markdown(table: dict[str, dict[str, object]], config: Config, data: str, vid
         f"{config.model.image_size} px. Paper: VoxCeleb2 test set, 256 px, ArcFace CSIM.",
         "",
         "| method | T | FID (paper) | SSIM (paper) | CSIM ArcFace (paper) | CSIM dlib | PSNR "
-        "| LPIPS | AKD |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| LPIPS | AKD | no face found |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode in MODES:
         for shots in config.eval.shots:
@@ -92,7 +92,8 @@ def markdown(table: dict[str, dict[str, object]], config: Config, data: str, vid
                 f"| {mode} | {shots} | {_shown(row.get('fid'), 1)} ({fid_p}) | "
                 f"{_shown(row.get('ssim'))} ({ssim_p}) | {_shown(row.get('csim_arcface'))} "
                 f"({csim_p}) | {_shown(row.get('csim_dlib'))} | {_shown(row.get('psnr'), 2)} | "
-                f"{_shown(row.get('lpips'))} | {_shown(row.get('akd'))} |"
+                f"{_shown(row.get('lpips'))} | {_shown(row.get('akd'))} | "
+                f"{row['akd_missed_frames']} of {row['frames']} |"
             )
     reasons = {
         metric: value.reason
@@ -111,7 +112,9 @@ def markdown(table: dict[str, dict[str, object]], config: Config, data: str, vid
         "SSIM, PSNR, LPIPS: torchmetrics; FID: torchmetrics with torch-fidelity's Inception; CSIM: "
         "cosine similarity of face embeddings (dlib ResNet offline; ArcFace when given; dlib's "
         "cosines run high for any two faces and do not compare with ArcFace's); AKD: mean "
-        "landmark distance (dlib on the generated frame) / inter-ocular distance.",
+        "landmark distance (dlib on the generated frame) / inter-ocular distance, over the "
+        "generated frames where dlib finds a face ('no face found' counts the others; '-': none "
+        "found).",
     ]
     return "\n".join(lines) + "\n"
 

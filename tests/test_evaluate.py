@@ -38,6 +38,7 @@ def test_evaluation_writes_the_table_and_resumes_per_video(tmp_path_factory, tmp
         assert row in table
     assert "(46.1)" in table  # the paper's numbers beside ours
     assert "fid: no Inception weights" in table  # unavailable, with the reason, not a number
+    assert " of 8 |" in table  # frames where dlib found no face, of all generated
     results = json.loads((out / "results.json").read_text())["results"]
     cell = results["fine-tuned/T=4"]
     assert cell["frames"] == 8 and cell["videos"] == 2
