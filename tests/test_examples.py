@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from dataset.preprocess import main as preprocess_main
+from dataset.video import iter_frames
+from examples.demo import main as demo_main
 from examples.forward_pass import main
 from utils.images import read_image
 
@@ -35,3 +37,30 @@ def test_forward_pass_on_episodes_of_the_bundled_videos(tmp_path, capsys):
     assert main([*TINY, "--store", str(store), "--out", str(out)]) == 0
     k = 2  # tiny.yaml's data.k_shot
     assert read_image(out).shape == (2 * 64, (k + 3) * 64, 3)
+
+
+def test_demo_runs_every_stage_and_says_where_its_outputs_are(tmp_path, capsys):
+    """The README's first command, shortened: every stage runs and leaves its output."""
+    out = tmp_path / "demo"
+    quick = [
+        "train.steps=3",
+        "train.log_every=1",
+        "train.sample_every=3",
+        "train.checkpoint_every=3",
+        "finetune.steps=2",
+        "eval.shots=[1]",
+        "eval.holdout_frames=2",
+        "data.identity_check=false",
+    ]
+    assert demo_main(["--out", str(out), *(f"--set={value}" for value in quick)]) == 0
+    printed = capsys.readouterr().out
+    for command in ("train.py", "embedder_inference.py", "webcam_inference.py", "evaluate.py"):
+        assert f"$ python {command}" in printed
+    driven = list(iter_frames(out / "driven.mp4"))
+    assert len(driven) == 72 and driven[0].shape == (64, 3 * 64, 3)  # driver | picture | avatar
+    for output in ("driven.gif", "run/loss.png", "run/meta.pt", "evaluation/table.md"):
+        assert (out / output).is_file() and str(out / output.split("/")[0]) in printed
+    assert "do not give the paper's quality" in printed
+    with pytest.raises(SystemExit):  # an earlier demo is kept unless --overwrite
+        demo_main(["--out", str(out)])
+    assert (out / "driven.mp4").is_file()

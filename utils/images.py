@@ -1,4 +1,4 @@
-"""Saving pictures: image grids for demos and training samples."""
+"""Saving pictures: image grids for demos and training samples, short animations."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from utils.files import atomic_write
 
@@ -32,3 +33,14 @@ def read_image(path: str | Path) -> np.ndarray:
     if image is None:
         raise OSError(f"cannot read image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def save_animation(frames: list[np.ndarray], path: str | Path, fps: float) -> None:
+    """RGB uint8 frames -> a looping GIF (for READMEs and chats, where mp4 does not play)."""
+    pictures = [Image.fromarray(frame) for frame in frames]
+    duration = round(1000 / fps)
+
+    def write(temp: str) -> None:
+        pictures[0].save(temp, save_all=True, append_images=pictures[1:], duration=duration, loop=0)
+
+    atomic_write(path, write)
