@@ -1,7 +1,8 @@
 """Meta-train embedder, generator and discriminator on a preprocessed store (SPEC section 3).
 
-    python train.py --config params/default.yaml --data STORE --out runs/NAME [--resume]
+    python train.py --config params/default.yaml --data STORE --out runs/NAME
         [--set section.key=value ...]
+    python train.py --out runs/NAME --resume     (continues with the run's own settings)
 
 Several GPUs on one machine:  torchrun --nproc_per_node=8 train.py ...
 Several machines:             torchrun --nnodes=N --node_rank=I --master_addr=HOST \\
@@ -15,7 +16,8 @@ import sys
 from pathlib import Path
 
 from dataset.store import StoreError
-from params.config import ConfigError, add_config_arguments, config_from_args
+from loss.vggface import PerceptualWeightsError
+from params.config import PARAMS_DIR, ConfigError, add_config_arguments, config_from_args
 from training.checkpoint import CheckpointError
 from training.loop import RunFolderError, train
 from training.monitor import TrainingCollapsed
@@ -23,7 +25,9 @@ from training.monitor import TrainingCollapsed
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_config_arguments(parser)
+    add_config_arguments(
+        parser, None, "with --resume the run's own config.yaml, else params/default.yaml"
+    )
     parser.add_argument("--data", type=Path, help="preprocessed store (default: data.store)")
     parser.add_argument("--out", type=Path, required=True, help="run folder (created)")
     parser.add_argument(
@@ -31,12 +35,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     args = parser.parse_args(argv)
+    if args.config is None:  # a resumed run continues with the settings it was started with
+        saved = args.out / "config.yaml"
+        args.config = saved if args.resume and saved.is_file() else PARAMS_DIR / "default.yaml"
     try:
         config = config_from_args(args)
         if args.data is not None:
             config.data.store = str(args.data)
         meta = train(config, args.out, args.resume, progress_bar=not args.no_progress)
-    except (ConfigError, StoreError, CheckpointError, RunFolderError, TrainingCollapsed) as error:
+    except (
+        ConfigError,
+        StoreError,
+        CheckpointError,
+        RunFolderError,
+        TrainingCollapsed,
+        PerceptualWeightsError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"done: {meta}")

@@ -341,12 +341,16 @@ def with_run_settings(base: Config, path: str | Path | None, overrides: list[str
     return config
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    default: str | None = str(PARAMS_DIR / "default.yaml"),
+    default_help: str | None = None,
+) -> None:
     """The --config and --set options that every script shares."""
     parser.add_argument(
         "--config",
-        default=default or str(PARAMS_DIR / "default.yaml"),
-        help="YAML file from params/ (default: %(default)s)",
+        default=default,
+        help=f"YAML file from params/ (default: {default_help or default})",
     )
     parser.add_argument(
         "--set",

@@ -86,6 +86,17 @@ def test_a_run_folder_is_never_overwritten_and_resume_needs_a_checkpoint(built, 
     )
 
 
+def test_resume_from_the_command_line_needs_only_the_run_folder(built, tmp_path, capsys):
+    """`train.py --out RUN --resume` continues with the run's own settings (not default.yaml)."""
+    run = tmp_path / "run"
+    start = ["--config", "params/tiny.yaml", "--data", str(built.store), "--out", str(run)]
+    quick = ["--set", "train.checkpoint_every=1", "--no-progress"]
+    assert train_main([*start, "--set", "train.steps=1", *quick]) == 0
+    assert train_main(["--out", str(run), "--resume", "--set", "train.steps=2", *quick]) == 0
+    assert newest(run)["step"] == 2
+    assert "done:" in capsys.readouterr().out
+
+
 def test_checkpoints_of_another_config_or_damaged_files_are_refused(built, tmp_path):
     run = tmp_path / "run"
     train(tiny(built, 2), run, progress_bar=False)
