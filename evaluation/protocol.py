@@ -103,10 +103,17 @@ def load_videos(data: Path, config: Config) -> list[VideoFrames]:
     return videos
 
 
-def split_frames(video: VideoFrames, shots: int, holdout: int) -> tuple[list[int], list[int]]:
-    """(source indices: up to `shots`, spread over the pool; held-out indices: the last ones)."""
+def split_frames(
+    video: VideoFrames, shots: int, holdout: int, most_shots: int
+) -> tuple[list[int], list[int]]:
+    """(source indices: up to `shots`, spread over the pool; held-out indices: the last ones).
+
+    The held-out frames are the same for every T of a video (up to `holdout`, leaving
+    `most_shots` frames to embed from), so that the rows of the table compare like with like.
+    A video too short for that gives fewer source frames; the report says how many were used.
+    """
     count = len(video.frames)
-    held = min(holdout, count - 1)
+    held = max(1, min(holdout, count - most_shots))
     pool = count - held
     sources = np.unique(np.linspace(0, pool - 1, min(shots, pool)).round().astype(int)).tolist()
     return sources, list(range(pool, count))
@@ -172,7 +179,9 @@ def evaluate_video(
     results, generated = {}, {}
     activation, size = meta.config.model.output_activation, meta.config.model.image_size
     for shots in config.eval.shots:
-        sources, held = split_frames(video, shots, config.eval.holdout_frames)
+        sources, held = split_frames(
+            video, shots, config.eval.holdout_frames, max(config.eval.shots)
+        )
         real = np.stack([video.frames[i] for i in held])
         pictures = image_to_tensor(
             np.stack([draw_landmarks(video.landmarks[i], size) for i in held]), activation

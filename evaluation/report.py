@@ -40,6 +40,9 @@ def aggregate(
             if metric != "akd_missed"
         }
         row["akd_missed_frames"] = int(sum(values.get("akd_missed", [])))
+        row["fewest_shots_used"] = min(
+            video[cell]["shots_used"] for video in per_video.values() if cell in video
+        )
         row["frames"] = len(values.get("ssim", []))
         row["videos"] = sum(cell in video for video in per_video.values())
         fid = fid_loader()
@@ -71,8 +74,9 @@ def markdown(table: dict[str, dict[str, object]], config: Config, data: str, vid
     lines = [
         "# Self-reenactment on held-out people (the paper's Table 1 protocol)",
         "",
-        f"Data: {data} ({videos} videos); {config.eval.holdout_frames} held-out frames per video "
-        f"generated from their own landmarks; T = {config.eval.shots} frames to embed "
+        f"Data: {data} ({videos} videos); up to {config.eval.holdout_frames} held-out frames per "
+        f"video (the same for every T), generated from their own landmarks; "
+        f"T = {config.eval.shots} frames to embed "
         f"(and fine-tune on: {config.finetune.epochs} epochs, batch {config.finetune.batch_size}"
         f"{', steps ' + str(config.finetune.steps) if config.finetune.steps else ''}); "
         f"{config.model.image_size} px. Paper: VoxCeleb2 test set, 256 px, ArcFace CSIM.",
@@ -87,9 +91,11 @@ def markdown(table: dict[str, dict[str, object]], config: Config, data: str, vid
             if row is None:
                 continue
             paper = PAPER[mode].get(shots)
+            used = row["fewest_shots_used"]
+            shown_shots = str(shots) if used == shots else f"{shots} (some videos: {used})"
             fid_p, ssim_p, csim_p = ("-", "-", "-") if paper is None else paper
             lines.append(
-                f"| {mode} | {shots} | {_shown(row.get('fid'), 1)} ({fid_p}) | "
+                f"| {mode} | {shown_shots} | {_shown(row.get('fid'), 1)} ({fid_p}) | "
                 f"{_shown(row.get('ssim'))} ({ssim_p}) | {_shown(row.get('csim_arcface'))} "
                 f"({csim_p}) | {_shown(row.get('csim_dlib'))} | {_shown(row.get('psnr'), 2)} | "
                 f"{_shown(row.get('lpips'))} | {_shown(row.get('akd'))} | "
@@ -101,6 +107,13 @@ def markdown(table: dict[str, dict[str, object]], config: Config, data: str, vid
         for metric, value in row.items()
         if isinstance(value, Unavailable)
     }
+    if any(row["fewest_shots_used"] < int(cell.split("T=")[1]) for cell, row in table.items()):
+        lines += [
+            "",
+            "T (some videos: n): videos too short for T frames to embed and the held-out frames "
+            "gave only n; preprocess with more frames (data.frames_per_video) or lower "
+            "eval.holdout_frames.",
+        ]
     if reasons:
         lines += [
             "",

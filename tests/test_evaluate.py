@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from synthetic_videos import built_store, still_frame
 
 from dataset.synthetic import face_pictures, moving_clip, write_video
 from evaluate import main as evaluate_main
+from evaluation.protocol import VideoFrames, split_frames
 from params.config import PARAMS_DIR, load_config
 from training.loop import train
 
@@ -53,3 +55,14 @@ def test_evaluation_writes_the_table_and_resumes_per_video(tmp_path_factory, tmp
     assert [p.stat().st_mtime_ns for p in done] == stamps
     assert (out / "results.json").is_file()
     capsys.readouterr()
+
+
+def test_every_t_is_scored_on_the_same_held_out_frames_and_short_videos_say_so():
+    video = VideoFrames("v", [np.zeros((4, 4, 3), np.uint8)] * 40, np.zeros((40, 68, 2)))
+    splits = {shots: split_frames(video, shots, holdout=32, most_shots=32) for shots in (1, 8, 32)}
+    assert {tuple(held) for _, held in splits.values()} == {tuple(range(32, 40))}
+    assert [len(sources) for sources, _ in splits.values()] == [1, 8, 32]
+    assert all(max(sources) < 32 for sources, _ in splits.values())  # never a held-out frame
+    short = VideoFrames("s", video.frames[:20], video.landmarks[:20])
+    sources, held = split_frames(short, 32, holdout=32, most_shots=32)
+    assert held == [19] and len(sources) == 19  # too short: fewer frames to embed, reported
