@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--resume", action="store_true", help="continue a stopped fine-tuning")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--config", help="YAML with finetune/train/loss-weight settings")
+    parser.add_argument("--config", help="YAML: its person/finetune/train/eval sections")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     if args.out.exists() and not args.overwrite:
