@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the loop has saved a checkpoint (single process)
+        print(f"stopped; continue with: python train.py --out {args.out} --resume", file=sys.stderr)
+        return 130
     print(f"done: {meta}")
     return 0
 

@@ -208,6 +208,25 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(built, tmp_path, m
     assert [p.name for p in list_checkpoints(run)] == ["step-000000002.pt"]
 
 
+def test_ctrl_c_saves_the_step_and_says_how_to_continue(built, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    import training.meta
+
+    original, calls = training.meta.match_term, []
+
+    def interrupted_in_step_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training.meta, "match_term", interrupted_in_step_3)
+    start = ["--config", "params/tiny.yaml", "--data", str(built.store), "--out", str(run)]
+    assert train_main([*start, "--set", "train.steps=5", "--no-progress"]) == 130
+    assert [p.name for p in list_checkpoints(run)] == ["step-000000002.pt"]
+    assert f"train.py --out {run} --resume" in capsys.readouterr().err
+
+
 def test_flat_generated_frames_set_off_the_collapse_alarm(built, tmp_path, monkeypatch):
     import training.meta
 
