@@ -12,7 +12,7 @@
 
 Each step runs the same command a user types (printed as it runs). A few CPU minutes and two
 people do not give the paper's quality: the point is that every stage works and shows what it
-does. For real training see the README ("Meta-training").
+does. For real training see the README ("3. Meta-train").
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  {out / 'astronaut_tuned_samples.png'}  (the fine-tuned person)\n"
         f"  {out / 'evaluation' / 'table.md'} and grid.png  (the paper's protocol)\n"
         "A few CPU minutes on two people do not give the paper's quality; that takes VoxCeleb2,\n"
-        "the VGG19 and VGGFace weights and days on GPUs: see the README, 'Meta-training'."
+        "the VGG19 and VGGFace weights and days on GPUs: see the README, '3. Meta-train'."
     )
     return 0
 
