@@ -14,7 +14,7 @@ from dataset.landmarks import make_detector
 from dataset.synthetic import face_pictures, moving_clip
 from metrics import Unavailable
 from metrics.fid import Fid
-from metrics.identity import DlibIdentity, csim
+from metrics.identity import ArcFaceIdentity, DlibIdentity, csim
 from metrics.image import Lpips, psnr, ssim
 from metrics.landmarks import akd, interocular
 
@@ -101,3 +101,28 @@ def test_lpips_is_zero_for_identical_images_and_unavailable_without_weights(phot
     assert isinstance(Lpips.load(None), Unavailable)
     assert "no such file" in Lpips.load(str(tmp_path / "alexnet.pth")).reason
     assert "eval.fid_inception_weights" in Fid.load(None).reason
+
+
+def test_arcface_csim_runs_a_given_onnx_model_and_names_what_is_missing(tmp_path):
+    """The ArcFace path with a stand-in ONNX network of ArcFace's shape (112 px in, vector out)."""
+    stand_in = torch.nn.Sequential(  # 112 px -> 8 x 27 x 27 -> 16
+        torch.nn.Conv2d(3, 8, 5, stride=4), torch.nn.Flatten(), torch.nn.Linear(8 * 27 * 27, 16)
+    )
+    path = tmp_path / "arcface.onnx"
+    torch.onnx.export(stand_in, (torch.zeros(1, 3, 112, 112),), str(path), dynamo=False)
+    identity = ArcFaceIdentity.load(str(path))
+    assert isinstance(identity, ArcFaceIdentity)
+    detector = make_detector("dlib")
+    settings = CropSettings(128, 0.52, 0.28)
+    crops = []
+    for name in ("astronaut", "grace_hopper"):
+        image = still_frame(face_pictures()[name], 200)[0]
+        crops.append(crop_face(image, detector.detect(image), settings)[:2])
+    (astronaut, points), (hopper, _) = crops
+    assert identity(astronaut, points).shape == (16,)
+    assert csim(identity, astronaut, astronaut, points) == pytest.approx(1.0, abs=1e-5)
+    assert csim(identity, astronaut, hopper, points) < 0.999
+    assert "eval.arcface_weights" in ArcFaceIdentity.load(None).reason
+    assert "no such file" in ArcFaceIdentity.load(str(tmp_path / "missing.onnx")).reason
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    assert "does not load" in ArcFaceIdentity.load(str(tmp_path / "broken.onnx")).reason
