@@ -12,6 +12,7 @@ Several machines:             torchrun --nnodes=N --node_rank=I --master_addr=HO
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.config is None:  # a resumed run continues with the settings it was started with
         saved = args.out / "config.yaml"
-        args.config = saved if args.resume and saved.is_file() else PARAMS_DIR / "default.yaml"
+        if args.resume and not saved.is_file():
+            parser.error(f"{saved} not found: is {args.out} a run folder? (or pass --config)")
+        args.config = saved if args.resume else PARAMS_DIR / "default.yaml"
     try:
         config = config_from_args(args)
         if args.data is not None:
@@ -53,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # the loop has saved a checkpoint (single process)
-        print(f"stopped; continue with: python train.py --out {args.out} --resume", file=sys.stderr)
+    except KeyboardInterrupt:  # one process: the loop saved the last finished step
+        if os.environ.get("RANK", "0") == "0":
+            print(
+                f"stopped; continue with: python train.py --out {args.out} --resume",
+                file=sys.stderr,
+            )
         return 130
     print(f"done: {meta}")
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -208,23 +210,32 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(built, tmp_path, m
     assert [p.name for p in list_checkpoints(run)] == ["step-000000002.pt"]
 
 
-def test_ctrl_c_saves_the_step_and_says_how_to_continue(built, tmp_path, monkeypatch, capsys):
-    run = tmp_path / "run"
+def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(
+    built, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C in the middle of step 3: step 3 is finished and saved; resuming to 5 = 5 at once."""
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    train(tiny(built, 5), straight, progress_bar=False)
     import training.meta
 
     original, calls = training.meta.match_term, []
 
-    def interrupted_in_step_3(*args, **kwargs):
+    def ctrl_c_in_step_3(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(training.meta, "match_term", interrupted_in_step_3)
+    monkeypatch.setattr(training.meta, "match_term", ctrl_c_in_step_3)
     start = ["--config", "params/tiny.yaml", "--data", str(built.store), "--out", str(run)]
-    assert train_main([*start, "--set", "train.steps=5", "--no-progress"]) == 130
-    assert [p.name for p in list_checkpoints(run)] == ["step-000000002.pt"]
+    same = [f"--set={key}" for key in ("train.log_every=2", "train.sample_every=2")]
+    assert train_main([*start, *same, "--set", "train.steps=5", "--no-progress"]) == 130
+    assert [p.name for p in list_checkpoints(run)] == ["step-000000003.pt"]
     assert f"train.py --out {run} --resume" in capsys.readouterr().err
+    monkeypatch.setattr(training.meta, "match_term", original)
+    assert train_main(["--out", str(run), "--resume", "--no-progress"]) == 0
+    expected, resumed = tensors_of(newest(straight)), tensors_of(newest(run))
+    assert [name for name in expected if not torch.equal(expected[name], resumed[name])] == []
 
 
 def test_flat_generated_frames_set_off_the_collapse_alarm(built, tmp_path, monkeypatch):

@@ -40,6 +40,7 @@ from training.monitor import (
     truncate_metrics,
 )
 from training.precision import Precision, resolve_precision
+from training.stop import StopRequest
 from training.validation import validate, validation_episodes
 
 log = logging.getLogger("training")
@@ -161,7 +162,9 @@ def _train(
         dynamic_ncols=True,
     )
     window_start, data_wait, replaced = time.perf_counter(), 0.0, 0
+    stop = StopRequest(enabled=not run.enabled)  # one process: Ctrl-C saves the step, stops
     try:
+        stop.install()
         while state.step < train_config.steps:
             wait_start = time.perf_counter()
             batch = next(batches)
@@ -219,12 +222,13 @@ def _train(
                 monitor.scalars(state.step, validate(learner, held_out, config.data.batch_size))
             if state.step % train_config.checkpoint_every == 0 or state.step == train_config.steps:
                 _save(learner, state, config, run_dir, run, monitor)
-    except KeyboardInterrupt:
-        if run.is_main and not run.enabled:
-            log.info("interrupted: saving step %d before leaving", state.step)
-            _save(learner, state, config, run_dir, run, monitor)
-        raise
+            elif stop.requested:
+                log.info("interrupted: saving step %d before leaving", state.step)
+                _save(learner, state, config, run_dir, run, monitor)
+            if stop.requested:
+                raise KeyboardInterrupt
     finally:
+        stop.restore()
         bar.close()
         if monitor is not None:
             monitor.close()
