@@ -110,10 +110,11 @@ def split_frames(
 
     The held-out frames are the same for every T of a video (up to `holdout`, leaving
     `most_shots` frames to embed from), so that the rows of the table compare like with like.
-    A video too short for that gives fewer source frames; the report says how many were used.
+    A video too short for both keeps at least half its frames held out and embeds from fewer
+    than T; the report says how many were used.
     """
     count = len(video.frames)
-    held = max(1, min(holdout, count - most_shots))
+    held = max(1, min(holdout, max(count // 2, count - most_shots)))
     pool = count - held
     sources = np.unique(np.linspace(0, pool - 1, min(shots, pool)).round().astype(int)).tolist()
     return sources, list(range(pool, count))
