@@ -88,9 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         demo_config = load_config(CONFIG, args.overrides)
     except ConfigError as error:
         parser.error(str(error))
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"{args.out} is a file, not a folder")
     if args.out.exists() and any(args.out.iterdir()):
         if not args.overwrite:
             parser.error(f"{args.out} exists; pass --overwrite to replace it")
+        if not (args.out / "config.yaml").is_file() or not (args.out / "videos").is_dir():
+            parser.error(f"{args.out} is not a demo's folder; --overwrite replaces only those")
         shutil.rmtree(args.out)
     start = time.perf_counter()
     out = args.out

@@ -64,3 +64,9 @@ def test_demo_runs_every_stage_and_says_where_its_outputs_are(tmp_path, capsys):
     with pytest.raises(SystemExit):  # an earlier demo is kept unless --overwrite
         demo_main(["--out", str(out)])
     assert (out / "driven.mp4").is_file()
+    mine = tmp_path / "mine"
+    (mine / "notes.txt").parent.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(SystemExit):  # --overwrite replaces only a demo's own folder
+        demo_main(["--out", str(mine), "--overwrite"])
+    assert (mine / "notes.txt").read_text() == "keep"

@@ -37,6 +37,8 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def save_animation(frames: list[np.ndarray], path: str | Path, fps: float) -> None:
     """RGB uint8 frames -> a looping GIF (for READMEs and chats, where mp4 does not play)."""
+    if not frames:
+        raise ValueError(f"no frames to write to {path}")
     pictures = [Image.fromarray(frame) for frame in frames]
     duration = round(1000 / fps)
 
