@@ -20,7 +20,7 @@ import torch
 from dataset.face import CropSettings
 from network import Generator
 from params.config import Config, ConfigError, load_config_dict, to_dict
-from utils.files import atomic_save
+from utils.files import atomic_save, load_versioned
 
 FORMAT = "talking-heads/person-model"
 VERSION = 1
@@ -92,24 +92,8 @@ class PersonModel:
 def load_person_model(path: str | Path, device: torch.device | str = "cpu") -> PersonModel:
     """Read a person model; PersonModelError names the file and what is wrong with it."""
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as error:
-        raise PersonModelError(f"no person model at {path}") from error
-    except Exception as error:
-        raise PersonModelError(
-            f"{path} is not a readable person model (damaged or not a model file: "
-            f"{type(error).__name__}: {error})"
-        ) from error
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise PersonModelError(
-            f"{path} is not a person model (make one with embedder_inference.py; a training "
-            "checkpoint or meta-model is not one)"
-        )
-    if payload.get("version") != VERSION:
-        raise PersonModelError(
-            f"{path}: person-model version {payload.get('version')}; this code reads {VERSION}"
-        )
+    hint = " (make one with embedder_inference.py; a training checkpoint or meta-model is not one)"
+    payload = load_versioned(path, FORMAT, VERSION, "person model", PersonModelError, hint)
     if payload.get("kind") not in KINDS:
         raise PersonModelError(f"{path}: unknown kind {payload.get('kind')!r}")
     try:

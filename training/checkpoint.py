@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from params.config import Config, to_dict
-from utils.files import atomic_save
+from utils.files import atomic_save, load_versioned
 
 FORMAT = "talking-heads/training-checkpoint"
 VERSION = 1
@@ -119,22 +119,9 @@ def save_checkpoint(
 
 def load_checkpoint(path: Path) -> dict[str, object]:
     """A checkpoint's contents; CheckpointError for a truncated file or anything else."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as error:
-        raise CheckpointError(f"no checkpoint at {path}") from error
-    except Exception as error:  # zip errors, unpickling errors, truncation: all say the same
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or not a checkpoint file: "
-            f"{type(error).__name__}: {error})"
-        ) from error
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a training checkpoint of this project")
-    if state.get("version") != VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint version {state.get('version')}; this code reads {VERSION}"
-        )
-    return state
+    return load_versioned(
+        path, FORMAT, VERSION, "training checkpoint", CheckpointError, " of this project"
+    )
 
 
 def _flatten(values: dict[str, object], prefix: str = "") -> dict[str, object]:

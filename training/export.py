@@ -19,7 +19,7 @@ import torch
 
 from network import Discriminator, Embedder, Generator
 from params.config import Config, ConfigError, load_config_dict
-from utils.files import atomic_save
+from utils.files import atomic_save, load_versioned
 
 FORMAT = "talking-heads/meta-model"
 VERSION = 1
@@ -69,20 +69,8 @@ class MetaModel:
 def load_meta_model(path: str | Path, device: torch.device | str = "cpu") -> MetaModel:
     """The networks of a meta-model file, in eval mode; MetaModelError says what is wrong."""
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as error:
-        raise MetaModelError(f"no meta-model at {path}") from error
-    except Exception as error:
-        raise MetaModelError(
-            f"{path} is not a readable meta-model ({type(error).__name__}: {error})"
-        ) from error
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise MetaModelError(
-            f"{path} is not a meta-model (make one with python -m training.export RUN_DIR)"
-        )
-    if payload.get("version") != VERSION:
-        raise MetaModelError(f"{path}: meta-model version {payload.get('version')}, need {VERSION}")
+    hint = " (make one with python -m training.export RUN_DIR)"
+    payload = load_versioned(path, FORMAT, VERSION, "meta-model", MetaModelError, hint)
     try:
         config = load_config_dict(payload["config"])
     except ConfigError as error:

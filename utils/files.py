@@ -46,3 +46,34 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_save(obj: Any, path: str | Path) -> None:
     """torch.save through a temp file."""
     atomic_write(path, lambda temp: torch.save(obj, temp))
+
+
+def load_versioned(
+    path: str | Path,
+    file_format: str,
+    version: int,
+    what: str,
+    error: type[Exception],
+    hint: str = "",
+) -> dict[str, Any]:
+    """A file of ours saved as {'format': ..., 'version': ..., ...}, loaded weights-only.
+
+    Every failure raises `error` with a message naming the file and what is wrong: missing,
+    damaged (truncated, not a torch file), another kind of file (then `hint` says how to make
+    the right one), or a version this code does not read.
+    """
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as cause:
+        raise error(f"no {what} at {path}") from cause
+    except Exception as cause:  # zip errors, unpickling errors, truncation: all say the same
+        raise error(
+            f"{path} is not a readable {what} (truncated or not a checkpoint file at all: "
+            f"{type(cause).__name__}: {cause})"
+        ) from cause
+    if not isinstance(payload, dict) or payload.get("format") != file_format:
+        raise error(f"{path} is not a {what}{hint}")
+    if payload.get("version") != version:
+        raise error(f"{path}: {what} version {payload.get('version')}; this code reads {version}")
+    return payload
