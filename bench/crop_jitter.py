@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import savgol_filter
 
-from bench.results import machine_line, write_section
+from bench.results import machine_line, report
 from dataset.face import CropSettings, FaceBox, face_box
 from dataset.landmarks import detector_from_config
 from dataset.stabilizer import BoxStabilizer, StabilizerSettings, mean_box, window_boxes
@@ -141,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             table(rows),
         ]
     )
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
+    report(SECTION, body, args.write)
     return 0
 
 

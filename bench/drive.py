@@ -29,13 +29,13 @@ from avatar.person import PersonModel
 from avatar.render import OnnxRenderer, TorchRenderer
 from avatar.sinks import VideoFileSink
 from avatar.sources import FrameSource
-from bench.results import machine_line, write_section
+from bench.results import machine_line, report
 from dataset.face import CropSettings, crop_face, draw_landmarks
 from dataset.landmarks import detector_from_config, make_detector
 from dataset.stabilizer import StabilizerSettings
 from dataset.synthetic import face_pictures, moving_clip, still_frame, write_video
 from network import Generator
-from params.config import PARAMS_DIR, load_config
+from params.config import PARAMS_DIR, add_override_argument, load_config
 
 SECTION = "bench.drive"
 RENDERERS = ("fp32", "bf16", "bf16+compile", "onnx-fp32")
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, help="driving video (default: a synthetic 640x480)")
     parser.add_argument("--config", type=Path, default=PARAMS_DIR / "default.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_override_argument(parser)
     parser.add_argument("--frames", type=int, default=60, help="frames of the synthetic video")
     parser.add_argument("--reps", type=int, default=20, help="generator calls timed")
     parser.add_argument("--renderers", nargs="+", choices=RENDERERS, default=list(RENDERERS))
@@ -174,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             *lines,
         ]
     )
-    print(body)
-    if args.write:
-        write_section(f"{SECTION}.{size}", body)
+    report(f"{SECTION}.{size}", body, args.write)
     return 0
 
 

@@ -26,7 +26,7 @@ import torch
 from avatar.embed import embed_person
 from avatar.export import export_person
 from avatar.finetune import FineTuner, PersonFrames
-from bench.results import machine_line, write_section
+from bench.results import machine_line, report
 from dataset.face import draw_landmarks
 from dataset.synthetic import face_pictures, moving_clip, still_frame, write_video
 from dataset.value_range import image_to_tensor
@@ -128,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             *(f"| {a} | {b} |" for a, b in rows),
         ]
     )
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
+    report(SECTION, body, args.write)
     return 0
 
 

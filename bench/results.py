@@ -46,3 +46,10 @@ def write_section(name: str, text: str) -> None:
     else:
         updated = current.rstrip("\n") + "\n\n" + section + "\n"
     atomic_write_bytes(RESULTS, updated.encode())
+
+
+def report(name: str, text: str, write: bool) -> None:
+    """Print a benchmark's section; with --write also put it into bench/RESULTS.md."""
+    print(text)
+    if write:
+        write_section(name, text)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from bench.results import machine_line, write_section
+from bench.results import machine_line, report
 
 SECTION = "bench.train_step"
 VARIANTS = {  # name: (config file, overrides)
@@ -195,9 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             table(results),
         ]
     )
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
+    report(SECTION, body, args.write)
     return 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from bench.results import machine_line, write_section
+from bench.results import machine_line, report
 
 SECTION = "bench.w_table"
 DIM = 512
@@ -128,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             *(f"| {a} | {b} | {c} |" for a, b, c in rows),
         ]
     )
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
+    report(SECTION, body, args.write)
     return 0
 
 
