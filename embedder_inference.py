@@ -17,7 +17,12 @@ import time
 from pathlib import Path
 
 from avatar.embed import NoFaceError, embed_person
-from params.config import ConfigError, with_run_settings
+from params.config import (
+    RUN_SETTINGS_HELP,
+    ConfigError,
+    add_override_argument,
+    with_run_settings,
+)
 from training.export import MetaModelError, load_meta_model
 from utils.device import resolve_device
 
@@ -29,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="person model to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--config", help="YAML with person/train settings (optional)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_override_argument(parser, RUN_SETTINGS_HELP)
     args = parser.parse_args(argv)
     if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists; pass --overwrite to replace it")

@@ -24,7 +24,12 @@ from metrics import Unavailable
 from metrics.fid import Fid
 from metrics.identity import ArcFaceIdentity, DlibIdentity
 from metrics.image import Lpips
-from params.config import ConfigError, with_run_settings
+from params.config import (
+    RUN_SETTINGS_HELP,
+    ConfigError,
+    add_override_argument,
+    with_run_settings,
+)
 from training.export import MetaModelError, load_meta_model
 from training.precision import Precision, resolve_precision
 from utils.device import resolve_device
@@ -37,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="report folder")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--config", help="YAML with eval/finetune/train settings")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_override_argument(parser, RUN_SETTINGS_HELP)
     args = parser.parse_args(argv)
     try:
         meta = load_meta_model(args.model)

@@ -18,7 +18,12 @@ from pathlib import Path
 from avatar.finetune import FineTuneError, fine_tune
 from avatar.person import PersonModelError, load_person_model
 from loss.vggface import PerceptualWeightsError
-from params.config import ConfigError, with_run_settings
+from params.config import (
+    RUN_SETTINGS_HELP,
+    ConfigError,
+    add_override_argument,
+    with_run_settings,
+)
 from training.export import MetaModelError, load_meta_model
 from training.precision import Precision, resolve_precision
 from utils.device import resolve_device
@@ -33,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue a stopped fine-tuning")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--config", help="YAML: its person/finetune/train/eval sections")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_override_argument(parser, RUN_SETTINGS_HELP)
     args = parser.parse_args(argv)
     if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists; pass --overwrite to replace it")

@@ -25,7 +25,12 @@ from avatar.sources import FrameSource
 from dataset.landmarks import DetectorUnavailableError, detector_from_config
 from dataset.stabilizer import StabilizerSettings
 from dataset.video import VideoReadError
-from params.config import ConfigError, with_run_settings
+from params.config import (
+    RUN_SETTINGS_HELP,
+    ConfigError,
+    add_override_argument,
+    with_run_settings,
+)
 from training.precision import PRECISIONS
 from utils.device import resolve_device
 
@@ -44,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile the generator")
     parser.add_argument("--fps", type=float, help="source frame rate (default: the source's)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_override_argument(parser, RUN_SETTINGS_HELP)
     args = parser.parse_args(argv)
     if args.output is not None and args.output.exists() and not args.overwrite:
         parser.error(f"{args.output} exists; pass --overwrite to replace it")

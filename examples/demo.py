@@ -35,7 +35,13 @@ from dataset.video import iter_frames, video_fps
 from embedder_inference import main as embed_main
 from evaluate import main as evaluate_main
 from fine_tuning_training import main as finetune_main
-from params.config import PARAMS_DIR, ConfigError, load_config, save_config
+from params.config import (
+    PARAMS_DIR,
+    ConfigError,
+    add_override_argument,
+    load_config,
+    save_config,
+)
 from train import main as train_main
 from utils.images import save_animation, save_image
 from webcam_inference import main as drive_main
@@ -75,13 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo's --out")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a demo.yaml value in every step, e.g. --set train.steps=100 (repeatable)",
+    add_override_argument(
+        parser, "override a demo.yaml value in every step, e.g. --set train.steps=100 (repeatable)"
     )
     args = parser.parse_args(argv)
     try:

@@ -319,6 +319,12 @@ RUN_SETTINGS = (
 )
 
 
+RUN_SETTINGS_HELP = (
+    "override a run setting (person, finetune, eval, train, weight paths, device), e.g. "
+    "--set person.frames=8 (repeatable); sizes and framing come from the model"
+)
+
+
 def with_run_settings(base: Config, path: str | Path | None, overrides: list[str]) -> Config:
     """base (a model's config) with the run settings of a YAML file and of --set overrides.
 
@@ -352,13 +358,16 @@ def add_config_arguments(
         default=default,
         help=f"YAML file from params/ (default: {default_help or default})",
     )
+    add_override_argument(parser)
+
+
+def add_override_argument(
+    parser: argparse.ArgumentParser,
+    help: str = "override one config field, e.g. --set model.image_size=128 (repeatable)",
+) -> None:
+    """--set KEY=VALUE, repeatable, collected in args.overrides."""
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config field, e.g. --set model.image_size=128 (repeatable)",
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
     )
 
 
