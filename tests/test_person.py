@@ -32,6 +32,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:loss.random_perceptual_networks"
 RANDOM_VGG = ["--set", "loss.random_perceptual_networks=true"]
 
 
+def embed(meta_path, out, *inputs) -> int:
+    """embedder_inference.py with a meta-model, an output and inputs."""
+    return embed_main(["--model", str(meta_path), "--out", str(out), *map(str, inputs)])
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> BuiltStore:
     return built_store(tmp_path_factory)
@@ -97,10 +102,10 @@ def test_inputs_without_faces_are_skipped_or_refused(meta_path, astronaut_video,
     coffee = tmp_path / "coffee.png"
     save_image(skimage_data.coffee(), coffee)
     out = tmp_path / "person.pt"
-    assert embed_main(["--model", str(meta_path), "--out", str(out), str(coffee)]) == 2
+    assert embed(meta_path, out, coffee) == 2
     assert "no face found in any input" in capsys.readouterr().err and not out.exists()
     photo = str(astronaut_video / "photo.jpg")
-    assert embed_main(["--model", str(meta_path), "--out", str(out), str(coffee), photo]) == 0
+    assert embed(meta_path, out, coffee, photo) == 0
     assert "skipped 1 photo(s) or frame(s) without a face" in capsys.readouterr().out
 
 
@@ -112,9 +117,7 @@ def test_several_faces_use_the_largest_with_a_warning(meta_path, tmp_path, capsy
     canvas[10:250, 170:410], canvas[60:210, 10:160] = large, small
     save_image(canvas, tmp_path / "two.png")
     out = tmp_path / "person.pt"
-    assert (
-        embed_main(["--model", str(meta_path), "--out", str(out), str(tmp_path / "two.png")]) == 0
-    )
+    assert embed(meta_path, out, tmp_path / "two.png") == 0
     assert "several faces" in capsys.readouterr().out
     landmarks = load_person_model(out).landmarks[0]
     detector = make_detector("dlib")
@@ -208,7 +211,7 @@ def test_fine_tuning_one_frame_resumes_exactly_after_a_stop(
 ):
     person_path = tmp_path / "one.pt"
     photo = str(astronaut_video / "photo.jpg")
-    assert embed_main(["--model", str(meta_path), "--out", str(person_path), photo]) == 0
+    assert embed(meta_path, person_path, photo) == 0
     assert len(load_person_model(person_path).frames) == 1  # T = 1
 
     def command(out):
@@ -254,18 +257,7 @@ def test_fine_tuning_one_frame_resumes_exactly_after_a_stop(
 
 def test_damaged_or_mismatched_files_name_the_problem(meta_path, astronaut_video, tmp_path, capsys):
     person_path = tmp_path / "person.pt"
-    assert (
-        embed_main(
-            [
-                "--model",
-                str(meta_path),
-                "--out",
-                str(person_path),
-                str(astronaut_video / "photo.jpg"),
-            ]
-        )
-        == 0
-    )
+    assert embed(meta_path, person_path, astronaut_video / "photo.jpg") == 0
     with pytest.raises(PersonModelError, match="is not a person model"):
         load_person_model(meta_path)
     damaged = tmp_path / "damaged.pt"
@@ -295,18 +287,7 @@ def test_export_runs_in_onnxruntime_and_torchscript_and_matches(
     meta_path, astronaut_video, tmp_path
 ):
     person_path = tmp_path / "person.pt"
-    assert (
-        embed_main(
-            [
-                "--model",
-                str(meta_path),
-                "--out",
-                str(person_path),
-                str(astronaut_video / "embed.mp4"),
-            ]
-        )
-        == 0
-    )
+    assert embed(meta_path, person_path, astronaut_video / "embed.mp4") == 0
     person = load_person_model(person_path)
     landmarks = image_to_tensor(
         np.stack([draw_landmarks(p, 64) for p in person.landmarks[:3]]), "tanh"
