@@ -53,7 +53,7 @@ def run(kind: str, rows: int, batch: int, steps: int) -> dict[str, object]:
         weight = torch.nn.Parameter(torch.randn(rows, DIM, generator=generator) * 0.02)
         optimizer = torch.optim.Adam([weight], lr=2e-4, betas=(0.0, 0.999))
     else:
-        table = VideoTable(DIM, lr=2e-4, betas=(0.0, 0.999), generator=generator)
+        table = VideoTable(DIM, lr=2e-4, betas=(0.0, 0.999))
         table.rows_for([f"video{i}" for i in range(rows)])
     after_table = rss_gib()
     reset_peak()  # count what the updates add, not the table's construction

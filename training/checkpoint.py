@@ -21,7 +21,7 @@ from params.config import Config, to_dict
 from utils.files import atomic_save, load_versioned
 
 FORMAT = "talking-heads/training-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: W's Adam state is a global step and each row's last step (was: per-row steps)
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d{9})\.pt$")
 # Settings that may change when a run is resumed: where things are, how fast and how often
@@ -118,10 +118,30 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: Path) -> dict[str, object]:
-    """A checkpoint's contents; CheckpointError for a truncated file or anything else."""
-    return load_versioned(
-        path, FORMAT, VERSION, "training checkpoint", CheckpointError, " of this project"
+    """A checkpoint's contents; CheckpointError for a truncated file or anything else.
+
+    A version-1 checkpoint is upgraded (``_upgrade_w_state``) and loads like a current one.
+    """
+    payload = load_versioned(
+        path, FORMAT, VERSION, "training checkpoint", CheckpointError, " of this project", (1,)
     )
+    if payload["version"] == 1:
+        _upgrade_w_state(payload)
+    return payload
+
+
+def _upgrade_w_state(payload: dict[str, object]) -> None:
+    """Version 1 -> 2: W's row-wise Adam kept a step count per row and never decayed an idle
+    row's second moment. Dense Adam's global step is the number of D steps taken (step x
+    optim.discriminator_steps); every row's moments count as brought up to date at it, so the
+    run goes on with dense Adam's update from here (training/video_table.py)."""
+    table = dict(payload["table"])
+    global_step = payload["step"] * payload["config"]["optim"]["discriminator_steps"]
+    del table["steps"]
+    table["step"] = global_step
+    table["last_step"] = torch.full((len(table["keys"]),), global_step, dtype=torch.int64)
+    payload["table"] = table
+    payload["version"] = VERSION
 
 
 def _flatten(values: dict[str, object], prefix: str = "") -> dict[str, object]:

@@ -4,16 +4,30 @@ At VoxCeleb2 scale W has 145,569 rows of 512 (298 MB in fp32). Held as a dense p
 Adam it costs a dense gradient, a dense optimiser update and, under DDP, an all-reduce of the
 whole table every step, although a batch touches a handful of rows. Here W and its Adam moments
 are plain tensors; a step gathers the batch's rows as a small leaf tensor, the losses put their
-gradients into it, and ``step`` updates exactly those rows (lazy Adam: a row's moments and bias
-correction advance only when the row is used, as in torch.optim.SparseAdam). With the paper's
-beta1 = 0 the first moment is the gradient itself and is not stored (training/optimizer.py).
+gradients into it, and ``step`` updates exactly those rows.
+
+The update is dense Adam's (torch.optim.Adam on W as one parameter), computed lazily:
+- bias correction uses the table's one global step count, as dense Adam's single counter for
+  the parameter (torch.optim.SparseAdam keeps one counter per parameter too);
+- a row that sat idle for n steps had its second moment multiplied by beta2 at each of them in
+  dense Adam (its gradient there is zero); the table applies beta2 ** n when the row is next
+  used, so a row used once every 18,000 steps (VoxCeleb2, batch 8) moves exactly as far as
+  dense Adam moves it, not 30 times less as with a moment that never decays.
+With beta1 = 0 (the paper's setting, SPEC section 3) dense Adam leaves idle rows where they are,
+so the two are equal to float rounding (tests/test_video_table.py). With beta1 > 0 dense Adam
+would also move idle rows along their decaying first moment; the table decays that moment
+lazily too but moves a row only when it is used (as "lazy Adam" does). With beta1 = 0 the
+first moment is the gradient itself and is not stored (training/optimizer.py).
 Under DDP the ranks exchange only (row, gradient) pairs, so every rank applies the same update
 and the tables stay identical. Rows are addressed by video key, never by position: a store
 that grows, or a config that filters other videos, maps each key to the same row on resume.
+A new row's initial value is a function of the seed and its key alone, so rows added on a
+resume differ from the first rows and from each other.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import torch
@@ -22,8 +36,21 @@ import torch.distributed as dist
 INIT_STD = 0.02  # N(0, 0.02) per entry, as w_0 and b start at 0 (docs/DESIGN.md item 9)
 
 
+def initial_row(seed: int, key: str, dim: int) -> torch.Tensor:
+    """W_i at the start, N(0, INIT_STD) from a generator seeded by (seed, key): (dim,) fp32."""
+    digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+    return torch.randn(dim, generator=generator) * INIT_STD
+
+
 class VideoTable:
-    """W with row-wise Adam. ``rows_for(keys)`` maps video keys to rows, adding new keys."""
+    """W with dense Adam's update applied row-wise. ``rows_for(keys)`` maps video keys to rows,
+    adding new keys.
+
+    State: ``weight`` (rows, dim), ``exp_avg_sq`` (rows, dim), ``exp_avg`` (rows, dim; 0 columns
+    when beta1 = 0), ``last_step`` (rows,) int64, the global step at which each row's moments
+    were last brought up to date (0: never used), and ``step``, the number of Adam steps taken.
+    """
 
     def __init__(
         self,
@@ -32,18 +59,19 @@ class VideoTable:
         betas: Sequence[float],
         eps: float = 1e-8,
         device: torch.device | str = "cpu",
-        generator: torch.Generator | None = None,
+        seed: int = 0,
     ) -> None:
         self.dim, self.lr, self.betas, self.eps = dim, lr, tuple(betas), eps
         self.device = torch.device(device)
-        self.generator = generator
+        self.seed = seed
         self.keys: list[str] = []
         self._row_of: dict[str, int] = {}
         self.weight = torch.zeros(0, dim, device=self.device)
         # First moments, only when beta1 > 0 (with beta1 = 0 they would equal the gradient).
         self.exp_avg = torch.zeros(0, dim if self.betas[0] else 0, device=self.device)
         self.exp_avg_sq = torch.zeros(0, dim, device=self.device)
-        self.steps = torch.zeros(0, dtype=torch.int64, device=self.device)
+        self.last_step = torch.zeros(0, dtype=torch.int64, device=self.device)
+        self.step_count = 0
         self._pending_rows: list[torch.Tensor] = []
         self._pending_grads: list[torch.Tensor] = []
 
@@ -58,13 +86,13 @@ class VideoTable:
             for offset, key in enumerate(new):
                 self._row_of[key] = start + offset
             self.keys.extend(new)
-            fresh = torch.randn(len(new), self.dim, generator=self.generator) * INIT_STD
+            fresh = torch.stack([initial_row(self.seed, key, self.dim) for key in new])
             self.weight = torch.cat([self.weight, fresh.to(self.device)])
             zeros = torch.zeros(len(new), self.dim, device=self.device)
             self.exp_avg = torch.cat([self.exp_avg, zeros[:, : self.exp_avg.shape[1]]])
             self.exp_avg_sq = torch.cat([self.exp_avg_sq, zeros])
-            self.steps = torch.cat(
-                [self.steps, torch.zeros(len(new), dtype=torch.int64, device=self.device)]
+            self.last_step = torch.cat(
+                [self.last_step, torch.zeros(len(new), dtype=torch.int64, device=self.device)]
             )
         return torch.tensor([self._row_of[key] for key in keys], dtype=torch.int64)
 
@@ -83,7 +111,8 @@ class VideoTable:
 
         Under DDP the (row, gradient) pairs of all ranks are gathered first and averaged over
         the ranks like DDP averages parameter gradients; every rank then applies the same
-        update.
+        update. A step with no gradient on any rank is not counted (as an optimiser step that
+        a gradient scaler skips). O(rows in the batch) in time and memory.
         """
         if not self._pending_rows:
             rows = torch.zeros(0, dtype=torch.int64, device=self.device)
@@ -97,21 +126,26 @@ class VideoTable:
             grads = grads / world
         if rows.numel() == 0:
             return 0
+        self.step_count += 1
+        step = self.step_count
         unique, inverse = torch.unique(rows, return_inverse=True)
         grad = torch.zeros(len(unique), self.dim, device=self.device).index_add_(0, inverse, grads)
         beta1, beta2 = self.betas
-        steps = self.steps[unique] + 1
-        self.steps[unique] = steps
-        exp_avg_sq = self.exp_avg_sq[unique].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        # Steps since each row's moments were last updated, this one included: dense Adam
+        # multiplied them by beta once per step, with a zero gradient on the idle ones.
+        elapsed = (step - self.last_step[unique]).double()
+        self.last_step[unique] = step
+        decay2 = (beta2**elapsed).float()[:, None]
+        exp_avg_sq = self.exp_avg_sq[unique].mul_(decay2).addcmul_(grad, grad, value=1 - beta2)
         self.exp_avg_sq[unique] = exp_avg_sq
         if beta1:
-            exp_avg = self.exp_avg[unique].mul_(beta1).add_(grad, alpha=1 - beta1)
+            decay1 = (beta1**elapsed).float()[:, None]
+            exp_avg = self.exp_avg[unique].mul_(decay1).add_(grad, alpha=1 - beta1)
             self.exp_avg[unique] = exp_avg
-            first = exp_avg / (1 - beta1 ** steps.double()).float()[:, None]
+            first = exp_avg / (1 - beta1**step)
         else:
             first = grad
-        correction2 = (1 - beta2 ** steps.double()).float()[:, None]
-        denominator = (exp_avg_sq / correction2).sqrt_().add_(self.eps)
+        denominator = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(self.eps)
         self.weight[unique] -= self.lr * first / denominator
         return len(unique)
 
@@ -121,12 +155,13 @@ class VideoTable:
             "weight": self.weight.cpu(),
             "exp_avg": self.exp_avg.cpu(),
             "exp_avg_sq": self.exp_avg_sq.cpu(),
-            "steps": self.steps.cpu(),
+            "last_step": self.last_step.cpu(),
+            "step": self.step_count,
         }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         keys = list(state["keys"])
-        tensors = {name: state[name] for name in ("weight", "exp_avg", "exp_avg_sq", "steps")}
+        tensors = {name: state[name] for name in ("weight", "exp_avg", "exp_avg_sq", "last_step")}
         shapes = {name: tuple(t.shape) for name, t in tensors.items()}
         expected = (len(keys), self.dim)
         moments = (len(keys), self.dim if self.betas[0] else 0)
@@ -134,7 +169,7 @@ class VideoTable:
             shapes["weight"] != expected
             or shapes["exp_avg_sq"] != expected
             or shapes["exp_avg"] != moments
-            or shapes["steps"] != (len(keys),)
+            or shapes["last_step"] != (len(keys),)
         ):
             raise ValueError(
                 f"W table does not fit: {len(keys)} keys of dim {self.dim}, tensors {shapes}"
@@ -146,7 +181,8 @@ class VideoTable:
         self.weight = tensors["weight"].to(self.device, torch.float32)
         self.exp_avg = tensors["exp_avg"].to(self.device, torch.float32)
         self.exp_avg_sq = tensors["exp_avg_sq"].to(self.device, torch.float32)
-        self.steps = tensors["steps"].to(self.device, torch.int64)
+        self.last_step = tensors["last_step"].to(self.device, torch.int64)
+        self.step_count = int(state["step"])
 
 
 def _all_gather_rows(rows: torch.Tensor, grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

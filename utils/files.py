@@ -55,12 +55,14 @@ def load_versioned(
     what: str,
     error: type[Exception],
     hint: str = "",
+    older: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """A file of ours saved as {'format': ..., 'version': ..., ...}, loaded weights-only.
 
     Every failure raises `error` with a message naming the file and what is wrong: missing,
     damaged (truncated, not a torch file), another kind of file (then `hint` says how to make
-    the right one), or a version this code does not read.
+    the right one), or a version this code does not read. Versions in `older` are returned
+    as they are, for the caller to upgrade.
     """
     path = Path(path)
     try:
@@ -74,6 +76,6 @@ def load_versioned(
         ) from cause
     if not isinstance(payload, dict) or payload.get("format") != file_format:
         raise error(f"{path} is not a {what}{hint}")
-    if payload.get("version") != version:
+    if payload.get("version") != version and payload.get("version") not in older:
         raise error(f"{path}: {what} version {payload.get('version')}; this code reads {version}")
     return payload
