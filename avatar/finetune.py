@@ -24,9 +24,9 @@ from tqdm import tqdm
 from avatar.person import PersonModel
 from dataset.face import draw_landmarks
 from dataset.value_range import image_to_tensor
-from loss.objectives import discriminator_side_loss, generator_side_loss
 from loss.perceptual import ContentLoss
 from params.config import Config
+from runtime.adversarial_update import AdversarialUpdate
 from training.checkpoint import restore_rng, rng_state
 from training.data import EpisodeBatchSampler
 from training.export import MetaModel
@@ -95,49 +95,31 @@ class FineTuner:
             device, memory_format=self.memory_format
         )
         self.discriminator.use_person_projection(person.embedding.to(device))
-        self.content = ContentLoss(config.loss, config.model.output_activation).to(
+        content_loss = ContentLoss(config.loss, config.model.output_activation).to(
             device, dtype=precision.dtype or torch.float32, memory_format=self.memory_format
         )
-        betas = tuple(config.optim.betas)
-        tune = config.finetune
+        tune, betas = config.finetune, config.optim.betas
         # P is not used once psi' is a parameter: it gets no gradient and is not updated.
-        self.optimizer_g = make_adam(self.generator.parameters(), tune.lr_generator, betas)
-        self.optimizer_d = make_adam(self.discriminator.parameters(), tune.lr_discriminator, betas)
-        self.scaler_g, self.scaler_d = precision.scaler(), precision.scaler()
+        self.update = AdversarialUpdate(
+            config.loss,
+            content_loss,
+            {"generator": self.generator},
+            self.discriminator,
+            make_adam(self.generator.parameters(), tune.lr_generator, betas),
+            make_adam(self.discriminator.parameters(), tune.lr_discriminator, betas),
+            precision,
+            tune.discriminator_steps,
+        )
         self.generator.train()
         self.discriminator.train()
 
-    def step(
-        self, frames: torch.Tensor, pictures: torch.Tensor
-    ) -> tuple[dict[str, float], torch.Tensor]:
-        """One generator update and finetune.discriminator_steps discriminator updates."""
-        loss_config = self.config.loss
+    def step(self, frames: torch.Tensor, pictures: torch.Tensor) -> dict[str, float]:
+        """One generator update and finetune.discriminator_steps discriminator updates on the
+        person's frames and landmark pictures (B, 3, S, S); returns the logged scalars."""
         with self.precision.autocast():
             fake = self.generator(pictures)
-            terms = generator_side_loss(
-                loss_config, self.content, self.discriminator, fake, frames, pictures, None, None
-            )
-        self.scaler_g.scale(terms["total"]).backward()
-        self.scaler_g.step(self.optimizer_g)
-        self.scaler_g.update()
-        self.optimizer_g.zero_grad(set_to_none=True)
-        fake = fake.detach()
-        for _ in range(self.config.finetune.discriminator_steps):
-            with self.precision.autocast():
-                d_terms = discriminator_side_loss(self.discriminator, fake, frames, pictures, None)
-            self.scaler_d.scale(d_terms["total"]).backward()
-            self.scaler_d.step(self.optimizer_d)
-            self.scaler_d.update()
-            self.optimizer_d.zero_grad(set_to_none=True)
-        scalars = {f"loss_g/{name}": float(value.detach()) for name, value in terms.items()}
-        scalars.update(
-            {
-                "loss_d/hinge": float(d_terms["total"].detach()),
-                "score/real": float(d_terms["real_score"]),
-                "score/fake": float(d_terms["fake_score"]),
-            }
-        )
-        return scalars
+        result = self.update.step(fake, frames, pictures)
+        return {name: float(value) for name, value in result.scalars.items()}
 
     def person_model(self, person: PersonModel) -> PersonModel:
         """The fine-tuned person: G' with psi' beside it, the person's frames kept."""
@@ -160,19 +142,13 @@ class FineTuner:
         return {
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
-            "optimizer_g": self.optimizer_g.state_dict(),
-            "optimizer_d": self.optimizer_d.state_dict(),
-            "scaler_g": self.scaler_g.state_dict(),
-            "scaler_d": self.scaler_d.state_dict(),
+            **self.update.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
-        self.optimizer_g.load_state_dict(state["optimizer_g"])
-        self.optimizer_d.load_state_dict(state["optimizer_d"])
-        self.scaler_g.load_state_dict(state["scaler_g"])
-        self.scaler_d.load_state_dict(state["scaler_d"])
+        self.update.load_state_dict(state)
 
 
 def fine_tune(

@@ -1,8 +1,9 @@
-"""The two sides of meta-learning, assembled from the loss terms (SPEC section 3).
+"""The loss terms of each side of the adversarial update, with their gradient routing
+(SPEC section 3); runtime/adversarial_update.py assembles them in one order of work.
 
-Each function routes gradients to exactly the parameters its side updates: the generator
-side reaches E, G and P (and the batch's W rows only through the match loss, when configured);
-the discriminator side reaches D's trunk, w_0, b and the batch's W rows. W rows come in as a
+The generator side's terms reach E, G and P (and the batch's W rows only through the match
+loss, when configured): D is frozen and W detached in its view of x_hat. The discriminator
+side reaches D's trunk, w_0, b and the batch's W rows, with x_hat detached. W rows come in as a
 tensor (training/video_table.py gathers them), so their gradient is whatever reaches it.
 """
 
@@ -20,8 +21,6 @@ from loss.adversarial import (
     generator_adversarial_loss,
     match_loss,
 )
-from loss.perceptual import ContentLoss
-from network.discriminator import Discriminator
 from params.config import LossConfig
 
 
@@ -36,33 +35,6 @@ def frozen(module: nn.Module) -> Iterator[None]:
     finally:
         for parameter, flag in flags:
             parameter.requires_grad_(flag)
-
-
-def generator_side_loss(
-    config: LossConfig,
-    content_loss: ContentLoss,
-    discriminator: Discriminator,
-    fake: torch.Tensor,
-    real: torch.Tensor,
-    landmarks: torch.Tensor,
-    w_rows: torch.Tensor | None,
-    embedding: torch.Tensor | None,
-) -> dict[str, torch.Tensor]:
-    """L_CNT + L_ADV (+ L_MCH when w_rows and embedding are given); every term logged.
-
-    w_rows: the batch's rows of W (None in person mode). Returns the weighted terms and their
-    sum under 'total'.
-    """
-    terms = content_loss(fake, real)
-    d_rows = None if w_rows is None else w_rows.detach()
-    fake_scores, fake_activations = discriminator_view(discriminator, fake, landmarks, w_rows)
-    with torch.no_grad():
-        _, real_activations = discriminator(real, landmarks, d_rows)
-    terms.update(adversarial_terms(config, fake_scores, fake_activations, real_activations))
-    if w_rows is not None and embedding is not None:
-        terms["match"] = match_term(config, w_rows, embedding)
-    terms["total"] = sum(terms.values())
-    return terms
 
 
 def discriminator_view(

@@ -197,14 +197,14 @@ def test_a_tiny_model_learns_to_draw_its_training_targets(built, tmp_path):
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(built, tmp_path, monkeypatch):
     run = tmp_path / "run"
     train(tiny(built, 2, "train.checkpoint_every=2"), run, progress_bar=False)
-    import training.meta
+    import runtime.adversarial_update as update
 
-    original = training.meta.match_term
+    original = update.match_term
 
     def poisoned(*args, **kwargs):
         return original(*args, **kwargs) * float("nan")
 
-    monkeypatch.setattr(training.meta, "match_term", poisoned)
+    monkeypatch.setattr(update, "match_term", poisoned)
     with pytest.raises(TrainingCollapsed, match="NaN or infinite at step 3"):
         train(tiny(built, 4, "train.checkpoint_every=1"), run, resume=True, progress_bar=False)
     assert [p.name for p in list_checkpoints(run)] == ["step-000000002.pt"]
@@ -216,9 +216,9 @@ def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(
     """Ctrl-C in the middle of step 3: step 3 is finished and saved; resuming to 5 = 5 at once."""
     straight, run = tmp_path / "straight", tmp_path / "run"
     train(tiny(built, 5), straight, progress_bar=False)
-    import training.meta
+    import runtime.adversarial_update as update
 
-    original, calls = training.meta.match_term, []
+    original, calls = update.match_term, []
 
     def ctrl_c_in_step_3(*args, **kwargs):
         calls.append(1)
@@ -226,13 +226,13 @@ def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(
             os.kill(os.getpid(), signal.SIGINT)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(training.meta, "match_term", ctrl_c_in_step_3)
+    monkeypatch.setattr(update, "match_term", ctrl_c_in_step_3)
     start = ["--config", "params/tiny.yaml", "--data", str(built.store), "--out", str(run)]
     same = [f"--set={key}" for key in ("train.log_every=2", "train.sample_every=2")]
     assert train_main([*start, *same, "--set", "train.steps=5", "--no-progress"]) == 130
     assert [p.name for p in list_checkpoints(run)] == ["step-000000003.pt"]
     assert f"train.py --out {run} --resume" in capsys.readouterr().err
-    monkeypatch.setattr(training.meta, "match_term", original)
+    monkeypatch.setattr(update, "match_term", original)
     assert train_main(["--out", str(run), "--resume", "--no-progress"]) == 0
     expected, resumed = tensors_of(newest(straight)), tensors_of(newest(run))
     assert [name for name in expected if not torch.equal(expected[name], resumed[name])] == []
