@@ -143,11 +143,6 @@ class ResidualBlock(nn.Module):
         return average_pool_2x(x) if self.resample == "down" else x
 
     @property
-    def adaptive(self) -> bool:
-        """Whether the block's norms are AdaIN (it then takes two slices of psi)."""
-        return isinstance(self.norm2, AdaptiveInstanceNorm)
-
-    @property
     def adain_sizes(self) -> list[int]:
         """Sizes of the psi slices the block takes, in order (norm1, norm2)."""
         norms = (self.norm1, self.norm2)

@@ -133,3 +133,55 @@ def test_the_window_opens_under_a_virtual_display(person_and_driver, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "12 frames" in result.stdout
+
+
+def test_the_rest_shape_is_the_mean_of_the_persons_frames():
+    """A person of T = 3 different frames: at rest the avatar is drawn with their mean shape."""
+    detector = make_detector("dlib")
+    shape = detector.detect(still_frame(face_pictures()["astronaut"], 256)[0])
+    person = np.stack([shape, shape + [6.0, 0.0], shape * 1.05])
+    retarget = Retargeter(person, "relative", reference_frames=1)
+    driver = shape + [3.0, -2.0]
+    assert np.abs(retarget(driver) - person.mean(axis=0)).max() < 1e-3
+
+
+class NoisyStill:
+    """A detector on a still face whose landmarks jitter by about 1.5 px a frame."""
+
+    track_id = 0
+
+    def __init__(self, points: np.ndarray) -> None:
+        self.points, self.noise = points, np.random.default_rng(0)
+
+    def track(self, image):
+        return self.points + self.noise.normal(0, 1.5, self.points.shape)
+
+
+def test_live_driving_crops_through_the_stabiliser(monkeypatch):
+    """A still driver with noisy landmarks: the crop box that Driver uses moves far less than
+    the per-frame boxes would."""
+    import avatar.drive as drive
+    from dataset.face import CropSettings, face_box
+    from dataset.stabilizer import StabilizerSettings
+
+    config = load_config(PARAMS_DIR / "tiny.yaml")
+    still, points = still_frame(face_pictures()["grace_hopper"], 256)
+    settings = CropSettings.from_config(config)
+    person = type("Person", (), {"crop_settings": settings, "landmarks": points[None]})()
+    used, per_frame = [], []
+    crop = drive.crop_face
+
+    def record(image, landmarks, crop_settings, box):
+        for boxes, one in ((used, box), (per_frame, face_box(landmarks, crop_settings))):
+            boxes.append([one.center_x, one.center_y, one.side])
+        return crop(image, landmarks, crop_settings, box)
+
+    monkeypatch.setattr(drive, "crop_face", record)
+    detector = NoisyStill(points)
+    stabilizer = StabilizerSettings.from_config(config)
+    driver = drive.Driver(person, detector, lambda picture: picture, "absolute", 25.0, stabilizer)
+    for index in range(60):
+        driver(drive.Frame(still, index, 0.0))
+    moved = np.abs(np.diff(np.stack(used[10:]), axis=0)).mean()
+    raw = np.abs(np.diff(np.stack(per_frame[10:]), axis=0)).mean()
+    assert moved < 0.3 * raw

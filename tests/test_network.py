@@ -227,3 +227,28 @@ def test_sizes_that_are_not_powers_of_two_apart_are_refused(tiny_config):
     tiny_config.model.image_size = 224  # VoxCeleb2's frame size: crops are resized instead
     with pytest.raises(ValueError, match="power of two"):
         Embedder(tiny_config.model)
+
+
+def test_each_item_of_a_batch_is_drawn_with_its_own_psi(tiny_config):
+    """G(y, e)[i] = G(y[i:i+1], e[i:i+1]): no item borrows another video's AdaIN values."""
+    generator = Generator(tiny_config.model).eval()
+    landmarks = torch.rand(3, 3, 64, 64) * 2 - 1
+    embeddings = torch.rand(3, tiny_config.model.embedding_dim) * 4
+    with torch.no_grad():
+        together = generator(landmarks, embeddings)
+        alone = torch.cat(
+            [generator(landmarks[i : i + 1], embeddings[i : i + 1]) for i in range(3)]
+        )
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert not torch.allclose(together[0], together[1], atol=1e-3)
+
+
+def test_the_embedding_is_the_relu_of_a_sum_over_space(tiny_config):
+    """E sums its last feature map over space (SPEC section 2), then ReLU; K frames averaged."""
+    embedder = Embedder(tiny_config.model).eval()
+    frames, landmarks = random_episode(2, 3, 64)
+    with torch.no_grad():
+        maps, _ = embedder.trunk(frames.flatten(0, 1), landmarks.flatten(0, 1))
+        per_frame = torch.relu(maps.sum(dim=(2, 3))).view(2, 3, -1)
+        assert maps.shape[-1] > 1  # a mean would differ from the sum
+        assert torch.allclose(embedder(frames, landmarks), per_frame.mean(dim=1), atol=1e-4)

@@ -308,3 +308,35 @@ def test_export_runs_in_onnxruntime_and_torchscript_and_matches(
             [tmp_path / "missing.jpg"],
             with_run_settings(person.config, None, []),
         )
+
+
+def test_a_fresh_fine_tuner_starts_from_the_feed_forward_person(
+    meta_path, astronaut_video, tmp_path
+):
+    """Before its first step G' draws the feed-forward person's frames (psi' = P e_NEW) and D'
+    scores with w' = w_0 + e_NEW (w_0 made non-zero here: a trained w_0 is not zero)."""
+    from training.precision import Precision
+
+    person_path = tmp_path / "person.pt"
+    assert embed(meta_path, person_path, astronaut_video / "embed.mp4") == 0
+    person, meta = load_person_model(person_path), load_meta_model(meta_path)
+    with torch.no_grad():
+        meta.discriminator.w_0.normal_(0, 0.5)
+    config = load_config(PARAMS_DIR / "tiny.yaml")
+    tuner = FineTuner(meta, person, config, Precision("fp32", torch.device("cpu")))
+    size = config.model.image_size
+    pictures = image_to_tensor(
+        np.stack([draw_landmarks(p, size) for p in person.landmarks[:3]]), "tanh"
+    )
+    frames = image_to_tensor(person.frame_images()[:3], "tanh")
+    with torch.no_grad():
+        tuned = tuner.generator.eval()(pictures)
+        feed_forward = person.generate(pictures)
+        assert torch.allclose(tuned, feed_forward, atol=1e-5)
+        discriminator = tuner.discriminator.eval()
+        v, _ = discriminator.features(frames, pictures)
+        scores, _ = discriminator(frames, pictures)
+        expected = (
+            v @ (meta.discriminator.w_0 + person.embedding.reshape(-1)) + meta.discriminator.b
+        )
+    assert torch.allclose(scores, expected, atol=1e-4)
