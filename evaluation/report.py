@@ -82,7 +82,7 @@ def markdown(table: dict[str, dict[str, object]], config: Config, data: str, vid
         f"{config.model.image_size} px. Paper: VoxCeleb2 test set, 256 px, ArcFace CSIM.",
         "",
         "| method | T | FID (paper) | SSIM (paper) | CSIM ArcFace (paper) | CSIM dlib | PSNR "
-        "| LPIPS | AKD | no face found |",
+        "| LPIPS | AKD (/ inter-ocular) | no face found |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode in MODES:
