@@ -16,15 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from avatar.embed import NoFaceError, embed_person
-from params.config import (
-    RUN_SETTINGS_HELP,
-    ConfigError,
-    add_override_argument,
-    with_run_settings,
-)
-from training.export import MetaModelError, load_meta_model
-from utils.device import resolve_device
+from models.meta_model import MetaModelError, load_meta_model
+from params.config import ConfigError
+from person.embed import NoFaceError, embed_person
+from runtime.cli import add_run_arguments, refuse_to_overwrite, run_settings, user_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,20 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="meta-model (RUN/meta.pt)")
     parser.add_argument("--out", type=Path, required=True, help="person model to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    parser.add_argument("--config", help="YAML with person/train settings (optional)")
-    add_override_argument(parser, RUN_SETTINGS_HELP)
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.overwrite:
-        parser.error(f"{args.out} exists; pass --overwrite to replace it")
+    refuse_to_overwrite(parser, args.out, args.overwrite)
     start = time.perf_counter()
     try:
         meta = load_meta_model(args.model)
-        config = with_run_settings(meta.config, args.config, args.overrides)
-        meta = load_meta_model(args.model, resolve_device(config.device))
-        person, collected = embed_person(meta, args.inputs, config)
+        run = run_settings(meta.config, args)
+        person, collected = embed_person(meta.to(run.device), args.inputs, run.config)
     except (MetaModelError, ConfigError, NoFaceError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return user_error(error)
     for path in collected.several_faces:
         print(f"warning: several faces in {path}: the largest was used")
     if collected.without_face:

@@ -15,24 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from dataset.landmarks import make_detector
 from dataset.store import StoreError
-from evaluation.protocol import grid, load_videos, run_protocol
+from evaluation.protocol import grid, load_videos, metric_tools, run_protocol
 from evaluation.report import aggregate, write_report
 from loss.vggface import PerceptualWeightsError
-from metrics import Unavailable
 from metrics.fid import Fid
-from metrics.identity import ArcFaceIdentity, DlibIdentity
-from metrics.image import Lpips
-from params.config import (
-    RUN_SETTINGS_HELP,
-    ConfigError,
-    add_override_argument,
-    with_run_settings,
-)
-from training.export import MetaModelError, load_meta_model
-from training.precision import Precision, resolve_precision
-from utils.device import resolve_device
+from models.meta_model import MetaModelError, load_meta_model
+from params.config import ConfigError
+from runtime.cli import add_run_arguments, run_settings, user_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,35 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="store or folder of videos")
     parser.add_argument("--out", type=Path, required=True, help="report folder")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--config", help="YAML with eval/finetune/train settings")
-    add_override_argument(parser, RUN_SETTINGS_HELP)
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
     try:
         meta = load_meta_model(args.model)
-        config = with_run_settings(meta.config, args.config, args.overrides)
-        device = resolve_device(config.device)
-        meta = load_meta_model(args.model, device)
-        precision = Precision(resolve_precision(config.train.precision, device), device)
+        run = run_settings(meta.config, args)
+        config, precision = run.config, run.precision
+        meta.to(run.device)
         videos = load_videos(args.data, config)
         if not videos:
             raise StoreError(
                 f"no video to evaluate in {args.data} (a store's validation split is used)"
             )
-        lpips = Lpips.load(config.eval.lpips_alexnet_weights)
-        arcface = ArcFaceIdentity.load(config.eval.arcface_weights)
-        unavailable = {
-            name: tool.reason
-            for name, tool in (("lpips", lpips), ("csim_arcface", arcface))
-            if isinstance(tool, Unavailable)
-        }
-        tools = {
-            "lpips": None if isinstance(lpips, Unavailable) else lpips,
-            "identities": [
-                DlibIdentity(),
-                *([] if isinstance(arcface, Unavailable) else [arcface]),
-            ],
-            "detector": make_detector("dlib"),
-        }
+        tools, unavailable = metric_tools(config)
         per_video = run_protocol(
             meta, videos, config, args.out, precision, tools, not args.no_progress
         )
@@ -83,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         json_path, md_path = write_report(table, config, args.out, str(args.data), len(videos))
         picture = grid(args.out, sorted(per_video), max(config.eval.shots), args.out / "grid.png")
     except (MetaModelError, ConfigError, StoreError, PerceptualWeightsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return user_error(error)
     print(md_path.read_text())
     print(f"wrote {json_path}, {md_path}, {picture}")
     return 0

@@ -15,18 +15,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from avatar.finetune import FineTuneError, fine_tune
-from avatar.person import PersonModelError, load_person_model
 from loss.vggface import PerceptualWeightsError
-from params.config import (
-    RUN_SETTINGS_HELP,
-    ConfigError,
-    add_override_argument,
-    with_run_settings,
-)
-from training.export import MetaModelError, load_meta_model
-from training.precision import Precision, resolve_precision
-from utils.device import resolve_device
+from models.meta_model import MetaModelError, load_meta_model
+from models.person_model import PersonModelError, load_person_model
+from params.config import ConfigError
+from person.finetune import FineTuneError, fine_tune
+from runtime.cli import add_run_arguments, refuse_to_overwrite, run_settings, user_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,11 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--resume", action="store_true", help="continue a stopped fine-tuning")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--config", help="YAML: its person/finetune/train/eval sections")
-    add_override_argument(parser, RUN_SETTINGS_HELP)
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.overwrite:
-        parser.error(f"{args.out} exists; pass --overwrite to replace it")
+    refuse_to_overwrite(parser, args.out, args.overwrite)
     try:
         meta = load_meta_model(args.model)
         person = load_person_model(args.person)
@@ -50,11 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.person} was embedded with meta-model {person.meta_identity}, not with "
                 f"{args.model} ({meta.identity}): embed the person again with this model"
             )
-        config = with_run_settings(meta.config, args.config, args.overrides)
-        device = resolve_device(config.device)
-        precision = Precision(resolve_precision(config.train.precision, device), device)
+        run = run_settings(meta.config, args)
         tuned = fine_tune(
-            meta, person, config, args.out, precision, args.resume, not args.no_progress
+            meta, person, run.config, args.out, run.precision, args.resume, not args.no_progress
         )
     except (
         MetaModelError,
@@ -63,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         FineTuneError,
         PerceptualWeightsError,
     ) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return user_error(error)
     print(f"wrote {args.out} ({tuned.kind}, {len(tuned.frames)} frames)")
     return 0
 

@@ -13,26 +13,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from avatar.drive import Driver, compose, overlay
-from avatar.person import PersonModelError, load_person_model
-from avatar.render import BACKENDS, make_renderer
-from avatar.retarget import MODES
-from avatar.sinks import SinkError, VideoFileSink, VirtualCameraSink, WindowSink
-from avatar.sources import FrameSource
-from dataset.landmarks import DetectorUnavailableError, detector_from_config
-from dataset.stabilizer import StabilizerSettings
+from dataset.landmarks import DetectorUnavailableError
 from dataset.video import VideoReadError
-from params.config import (
-    RUN_SETTINGS_HELP,
-    ConfigError,
-    add_override_argument,
-    with_run_settings,
-)
-from training.precision import PRECISIONS
-from utils.device import resolve_device
+from live.drive import Driver, drive
+from live.render import BACKENDS, make_renderer
+from live.retarget import MODES
+from live.sinks import SinkError, WindowSink, open_sinks
+from live.sources import FrameSource
+from models.person_model import PersonModelError, load_person_model
+from params.config import ConfigError
+from runtime.cli import add_run_arguments, refuse_to_overwrite, run_settings, user_error
+from runtime.precision import PRECISIONS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,76 +42,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile the generator")
     parser.add_argument("--fps", type=float, help="source frame rate (default: the source's)")
-    add_override_argument(parser, RUN_SETTINGS_HELP)
+    add_run_arguments(parser, config_file=False)
     args = parser.parse_args(argv)
-    if args.output is not None and args.output.exists() and not args.overwrite:
-        parser.error(f"{args.output} exists; pass --overwrite to replace it")
+    refuse_to_overwrite(parser, args.output, args.overwrite)
     if args.no_window and args.output is None and not args.virtual_camera:
         parser.error("--no-window needs --output and/or --virtual-camera: the frames go nowhere")
-    sinks, source, driver, frames, seconds = [], None, None, 0, 0.0
+    sinks, source = [], None
+    errors = (PersonModelError, ConfigError, SinkError, VideoReadError, DetectorUnavailableError)
     try:
         person = load_person_model(args.model)
-        config = with_run_settings(person.config, None, args.overrides)
-        device = resolve_device(config.device)
-        person.to(device)
-        renderer = make_renderer(person, args.backend, device, args.precision, args.compile)
-        detector = detector_from_config(config)
+        run = run_settings(person.config, args)
+        person.to(run.device)
+        renderer = make_renderer(person, args.backend, run.device, args.precision, args.compile)
         source = FrameSource(args.source, args.fps)
-        window = None if args.no_window else WindowSink()
         size = person.config.model.image_size
-        width = size * (3 if args.side_by_side else 1)
-        if args.output is not None:
-            sinks.append(VideoFileSink(args.output, source.fps))
-        if args.virtual_camera:
-            sinks.append(VirtualCameraSink(width, size, source.fps))
-        driver = Driver(
-            person,
-            detector,
-            renderer,
-            args.retarget,
-            source.fps,
-            StabilizerSettings.from_config(config),
-        )
-        side, landmarks, start = args.side_by_side, False, time.perf_counter()
-        for frame in source:
-            driven = driver(frame)
-            picture = compose(driven, side, landmarks)
-            written = time.perf_counter()
-            for sink in sinks:
-                sink.write(picture)
-            driver.times.add("write", (time.perf_counter() - written) * 1e3)
-            frames += 1
-            if window is not None:
-                fps = frames / (time.perf_counter() - start)
-                action = window.write(overlay(picture, fps, driven.face))
-                if action == "quit":
-                    break
-                if action == "recalibrate":
-                    driver.recalibrate()
-                side, landmarks = side ^ (action == "side"), landmarks ^ (action == "landmarks")
-        seconds = time.perf_counter() - start
-    except (
-        PersonModelError,
-        ConfigError,
-        SinkError,
-        VideoReadError,
-        DetectorUnavailableError,
-    ) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted")
+        shape = (size * (3 if args.side_by_side else 1), size)
+        sinks = open_sinks(args.output, args.virtual_camera, shape, source.fps)
+        driver = Driver.from_config(person, run.config, renderer, args.retarget, source.fps)
+        window = None if args.no_window else WindowSink()
+        summary = drive(source, driver, sinks, window, args.side_by_side)
+    except errors as error:
+        return user_error(error)
     finally:
         for sink in sinks:
             sink.close()
         if source is not None:
             source.close()
-    if driver is not None:
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in driver.times.medians().items())
-        print(
-            f"{frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} fps), "
-            f"retargeting {driver.retarget_mode}; median ms per frame: {stages}"
-        )
+    print(("interrupted; " if summary.interrupted else "") + summary.describe(driver))
     if args.output is not None:
         print(f"wrote {args.output}")
     return 0

@@ -24,18 +24,19 @@ import cv2
 import numpy as np
 import torch
 
-from avatar.drive import Driver, compose
-from avatar.person import PersonModel
-from avatar.render import OnnxRenderer, TorchRenderer
-from avatar.sinks import VideoFileSink
-from avatar.sources import FrameSource
 from bench.results import machine_line, report
 from dataset.face import CropSettings, crop_face, draw_landmarks
 from dataset.landmarks import detector_from_config, make_detector
 from dataset.stabilizer import StabilizerSettings
 from dataset.synthetic import face_pictures, moving_clip, still_frame, write_video
+from live.drive import Driver, compose
+from live.render import OnnxRenderer, TorchRenderer
+from live.sinks import VideoFileSink
+from live.sources import FrameSource
+from models.person_model import PersonModel
 from network import Generator
 from params.config import PARAMS_DIR, add_override_argument, load_config
+from utils.images import encode_jpeg
 
 SECTION = "bench.drive"
 RENDERERS = ("fp32", "bf16", "bf16+compile", "onnx-fp32")
@@ -48,7 +49,7 @@ def random_person(config) -> PersonModel:
     settings = CropSettings.from_config(config)
     photo = face_pictures()["astronaut"]
     crop, points, _ = crop_face(photo, make_detector("dlib").detect(photo), settings)
-    jpeg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))[1].tobytes()
+    jpeg = encode_jpeg(crop)
     with torch.no_grad():
         psi = generator.project(torch.randn(1, config.model.embedding_dim))
     return PersonModel("feed-forward", config, generator, psi, [jpeg], points[None], "random")

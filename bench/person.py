@@ -23,17 +23,17 @@ import numpy as np
 import onnxruntime
 import torch
 
-from avatar.embed import embed_person
-from avatar.export import export_person
-from avatar.finetune import FineTuner, PersonFrames
 from bench.results import machine_line, report
 from dataset.face import draw_landmarks
 from dataset.synthetic import face_pictures, moving_clip, still_frame, write_video
 from dataset.value_range import image_to_tensor
+from live.export import export_person
+from models.meta_model import MetaModel
 from network import Discriminator, Embedder, Generator
 from params.config import PARAMS_DIR, load_config
-from training.export import MetaModel
-from training.precision import Precision, resolve_precision
+from person.embed import embed_person
+from person.finetune import FineTuner, PersonFrames
+from runtime.precision import Precision, resolve_precision
 
 SECTION = "bench.person"
 

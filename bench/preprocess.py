@@ -26,10 +26,11 @@ import cv2
 import numpy as np
 
 from bench.results import machine_line, write_section
+from dataset.clips import PreprocessOptions, discover_videos
 from dataset.face import CropSettings, crop_face, draw_landmarks
 from dataset.identity import load_describer
 from dataset.landmarks import BACKENDS, DetectorUnavailableError, LandmarkDetector, load_backend
-from dataset.preprocess import PreprocessOptions, discover_videos, run_videos
+from dataset.preprocess import run_videos
 from dataset.store import RECORDS_DIR
 from dataset.synthetic import (
     VOXCELEB_SIZE,

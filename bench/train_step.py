@@ -70,9 +70,9 @@ def synthetic_batch(config) -> dict[str, torch.Tensor]:
 def run_variant(name: str, reps: int, count_flops: bool) -> dict[str, object]:
     """Measure one variant in this process."""
     from params.config import PARAMS_DIR, load_config
+    from runtime.precision import Precision
     from training.distributed import Distributed
     from training.meta import MetaLearner
-    from training.precision import Precision
 
     warnings.filterwarnings("ignore")
     file, overrides = VARIANTS[name]

@@ -26,10 +26,18 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from dataset.face import CropSettings, FaceBox, crop_face, face_box
+from dataset.clips import (
+    CroppedFrame,
+    PreprocessError,
+    PreprocessOptions,
+    VideoSource,
+    crop_clip,
+    discover_videos,
+    sample_positions,
+)
+from dataset.face import CropSettings
 from dataset.identity import dominant_person, load_describer
 from dataset.landmarks import BACKENDS, LandmarkDetector, detector_from_config
-from dataset.stabilizer import mean_box, window_boxes
 from dataset.store import (
     SKIPPED_DIR,
     StoreError,
@@ -37,13 +45,12 @@ from dataset.store import (
     VideoRecord,
     ensure_settings,
     in_shard,
-    record_key,
     record_path,
     shard_name,
     write_manifest,
     write_record,
 )
-from dataset.video import VIDEO_SUFFIXES, VideoReadError, frame_count, read_frames
+from dataset.video import VideoReadError, frame_count
 from params.config import Config, ConfigError, add_config_arguments, config_from_args
 
 SKIP_UNREADABLE = "unreadable"
@@ -52,23 +59,6 @@ SKIP_TOO_FEW_FACES = "too_few_faces"
 SKIP_TOO_FEW_SAME_PERSON = "too_few_same_person"
 SKIP_ERROR = "error"
 CLIP_UNREADABLE = "clip_unreadable"  # one clip of a video that gave a record all the same
-
-
-class PreprocessError(RuntimeError):
-    """A run that cannot start (no source, no videos, bad settings); nothing was written."""
-
-
-@dataclass(frozen=True)
-class VideoSource:
-    """One video: an identity, a video id and its clips, in order."""
-
-    identity: str
-    video: str
-    clips: tuple[Path, ...]
-
-    @property
-    def key(self) -> str:
-        return record_key(self.identity, self.video)
 
 
 @dataclass(frozen=True)
@@ -80,34 +70,6 @@ class Outcome:
     unreadable_clips: tuple[tuple[str, str], ...] = ()  # (clip file name, why)
 
 
-@dataclass(frozen=True)
-class PreprocessOptions:
-    """Everything a worker needs to turn one video into a record."""
-
-    store: Path
-    crop: CropSettings
-    frames_per_video: int
-    min_face_frames: int
-    jpeg_quality: int
-    stabilizer_radius: int
-    identity_check: bool
-    identity_threshold: float
-
-    @classmethod
-    def from_config(cls, config: Config, store: Path) -> PreprocessOptions:
-        data = config.data
-        return cls(
-            store=store,
-            crop=CropSettings.from_config(config),
-            frames_per_video=data.frames_per_video,
-            min_face_frames=data.min_face_frames,
-            jpeg_quality=data.jpeg_quality,
-            stabilizer_radius=data.stabilizer_radius,
-            identity_check=data.identity_check,
-            identity_threshold=data.identity_threshold,
-        )
-
-
 class SkipVideo(Exception):
     """This video gives no record; reason is one of the SKIP_* names."""
 
@@ -115,29 +77,6 @@ class SkipVideo(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
-
-
-def _video_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-
-
-def discover_videos(root: Path) -> list[VideoSource]:
-    """Videos under root: ROOT/<identity>/<video>/<clips> folders and ROOT/<video file>."""
-    if not root.is_dir():
-        raise PreprocessError(f"source folder not found: {root}")
-    sources = [VideoSource(path.stem, path.stem, (path,)) for path in _video_files(root)]
-    for identity in sorted(p for p in root.iterdir() if p.is_dir()):
-        for video in sorted(p for p in identity.iterdir() if p.is_dir()):
-            clips = _video_files(video)
-            if clips:
-                sources.append(VideoSource(identity.name, video.name, tuple(clips)))
-    if not sources:
-        suffixes = ", ".join(VIDEO_SUFFIXES)
-        raise PreprocessError(
-            f"no videos in {root}: expected ROOT/<identity>/<video>/<clip> files or video "
-            f"files directly in ROOT ({suffixes})"
-        )
-    return sources
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -149,15 +88,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= index < count:
         raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= I < N")
     return index, count
-
-
-def sample_positions(clip_lengths: list[int], count: int) -> list[tuple[int, int]]:
-    """count (clip, frame) positions evenly spaced over the clips played one after another."""
-    total = sum(clip_lengths)
-    chosen = np.unique(np.round(np.linspace(0, total - 1, min(count, total))).astype(int))
-    starts = np.cumsum([0, *clip_lengths])
-    clips = np.searchsorted(starts, chosen, side="right") - 1
-    return [(int(c), int(i - starts[c])) for c, i in zip(clips, chosen, strict=True)]
 
 
 def _clip_lengths(source: VideoSource) -> tuple[list[int], dict[int, str]]:
@@ -172,78 +102,6 @@ def _clip_lengths(source: VideoSource) -> tuple[list[int], dict[int, str]]:
     if not any(lengths):
         raise SkipVideo(SKIP_UNREADABLE, "; ".join(failed.values()))
     return lengths, failed
-
-
-@dataclass
-class CroppedFrame:
-    """One stored frame and what the identity check needs of it."""
-
-    jpeg: bytes
-    landmarks: np.ndarray  # crop coordinates
-    matrix: np.ndarray
-    clip: int
-    frame: int
-    descriptor: np.ndarray | None
-
-
-def window_frames(wanted: list[int], radius: int, length: int) -> list[int]:
-    """The frames within radius of any wanted frame, inside [0, length)."""
-    return sorted(
-        {
-            f
-            for index in wanted
-            for f in range(index - radius, index + radius + 1)
-            if 0 <= f < length
-        }
-    )
-
-
-def crop_clip(
-    path: Path,
-    clip: int,
-    wanted: list[int],
-    length: int,
-    options: PreprocessOptions,
-    detector: LandmarkDetector,
-    describe: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
-) -> list[CroppedFrame]:
-    """Track the face through the windows around the wanted frames and crop those frames.
-
-    Each wanted frame is cropped with the mean box of its window (stabilizer_radius frames on
-    each side, same face track): detector noise averages out, head motion stays. The tracker
-    starts afresh at each run of consecutive frames. Frames are
-    decoded in order and a wanted frame is cropped as soon as its window is complete, so only a
-    few frames are held in memory whatever the video's resolution.
-    """
-    radius = options.stabilizer_radius
-    encode = [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]
-    wanted_set = set(wanted)
-    boxes: dict[int, tuple[FaceBox, int]] = {}
-    pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # wanted frames awaiting their window
-    cropped = []
-
-    def finish(index: int, frame: np.ndarray, points: np.ndarray) -> None:
-        box = mean_box(window_boxes(boxes, index, radius))
-        crop, crop_points, matrix = crop_face(frame, points, options.crop, box)
-        jpeg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), encode)[1].tobytes()
-        descriptor = describe(frame, points) if describe is not None else None
-        cropped.append(CroppedFrame(jpeg, crop_points, matrix, clip, index, descriptor))
-
-    previous = None
-    for index, frame in read_frames(path, window_frames(wanted, radius, length)):
-        if previous is None or index != previous + 1:
-            detector.reset()  # no tracking across skipped frames: a new window starts afresh
-        previous = index
-        points = detector.track(frame)
-        if points is not None:
-            boxes[index] = (face_box(points, options.crop), detector.track_id)
-            if index in wanted_set:
-                pending.append((index, frame, points))
-        while pending and pending[0][0] + radius <= index:
-            finish(*pending.pop(0))
-    for item in pending:
-        finish(*item)
-    return cropped
 
 
 def build_record(

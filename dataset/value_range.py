@@ -21,6 +21,13 @@ def value_range(activation: str) -> tuple[float, float]:
     return ACTIVATION_RANGES[activation]
 
 
+def to_unit_range(image: torch.Tensor, activation: str) -> torch.Tensor:
+    """Images in the activation's range ([-1, 1] for tanh, [0, 1] for sigmoid) -> [0, 1], in the
+    tensor's own dtype (no clipping)."""
+    low, high = value_range(activation)
+    return (image - low) / (high - low)
+
+
 def image_to_tensor(image: np.ndarray, activation: str) -> torch.Tensor:
     """uint8 (..., H, W, C) -> float32 (..., C, H, W) in the activation's range."""
     low, high = value_range(activation)

@@ -30,6 +30,7 @@ from dataset.store import (
 )
 from dataset.value_range import image_to_tensor, value_range
 from params.config import Config
+from utils.images import decode_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +137,11 @@ class VoxCelebDataset(Dataset):
         )
         frames, pictures = [], []
         for frame_index in chosen.tolist():
-            jpeg = np.frombuffer(record.jpeg_frames[frame_index], np.uint8)
-            decoded = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
-            if decoded is None:
-                raise StoreError(f"record {entry.path}: frame {frame_index} does not decode")
-            frame = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+            try:
+                frame = decode_jpeg(record.jpeg_frames[frame_index])
+            except ValueError as error:
+                message = f"record {entry.path}: frame {frame_index} does not decode"
+                raise StoreError(message) from error
             points = record.landmarks[frame_index]
             if flip:
                 frame = frame[:, ::-1]

@@ -21,23 +21,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from avatar.embed import Candidate, embed_frames, person_psi, sharpness
-from avatar.finetune import tuned_in_memory
-from avatar.person import PersonModel
+from dataset.clips import PreprocessOptions, crop_clip, discover_videos, sample_positions
 from dataset.face import draw_landmarks
-from dataset.landmarks import detector_from_config
-from dataset.preprocess import PreprocessOptions, crop_clip, discover_videos, sample_positions
+from dataset.landmarks import detector_from_config, make_detector
 from dataset.store import SETTINGS_NAME, read_manifest, read_record, read_settings, split_of
 from dataset.value_range import image_to_tensor, tensor_to_image
 from dataset.video import VideoReadError, frame_count
-from metrics.identity import csim
-from metrics.image import psnr, ssim
+from metrics import Unavailable
+from metrics.identity import ArcFaceIdentity, DlibIdentity, csim
+from metrics.image import Lpips, psnr, ssim
 from metrics.landmarks import akd
+from models.meta_model import MetaModel
+from models.person_model import PersonModel
 from params.config import Config
-from training.export import MetaModel
-from training.precision import Precision
+from person.assemble import Candidate, assemble_person
+from person.finetune import tuned_in_memory
+from runtime.precision import Precision
 from utils.files import atomic_write_bytes
-from utils.images import save_image
+from utils.images import decode_jpeg, save_image
 
 MODES = ("feed-forward", "fine-tuned")
 
@@ -59,12 +60,7 @@ def store_videos(store: Path, config: Config) -> list[VideoFrames]:
             continue
         record = read_record(store / entry.path)
         order = np.lexsort((record.frame_indices, record.clip_indices))
-        frames = [
-            cv2.cvtColor(
-                cv2.imdecode(np.frombuffer(record.jpeg_frames[i], np.uint8), 1), cv2.COLOR_BGR2RGB
-            )
-            for i in order
-        ]
+        frames = [decode_jpeg(record.jpeg_frames[i]) for i in order]
         videos.append(VideoFrames(entry.key, frames, record.landmarks[order]))
     return videos
 
@@ -82,10 +78,7 @@ def folder_videos(folder: Path, config: Config, count: int) -> list[VideoFrames]
             continue
         wanted = [frame for _, frame in sample_positions([length], count)]
         cropped = crop_clip(path, 0, wanted, length, options, detector, describe=None)
-        frames = [
-            cv2.cvtColor(cv2.imdecode(np.frombuffer(c.jpeg, np.uint8), 1), cv2.COLOR_BGR2RGB)
-            for c in cropped
-        ]
+        frames = [decode_jpeg(c.jpeg) for c in cropped]
         if len(frames) >= 2:
             videos.append(VideoFrames(source.key, frames, np.stack([c.landmarks for c in cropped])))
     return videos
@@ -123,27 +116,27 @@ def split_frames(
 def person_from_frames(meta: MetaModel, video: VideoFrames, indices: list[int]) -> PersonModel:
     """A feed-forward person model from some of a video's frames (as embedder_inference does)."""
     candidates = [
-        Candidate(
-            video.frames[i], video.landmarks[i], f"{video.key}#{i}", sharpness(video.frames[i])
-        )
-        for i in indices
+        Candidate(video.frames[i], video.landmarks[i], f"{video.key}#{i}") for i in indices
     ]
-    model = meta.config.model
-    embedding = embed_frames(meta.embedder, candidates, model.output_activation, model.image_size)
-    return PersonModel(
-        kind="feed-forward",
-        config=meta.config,
-        generator=meta.generator,
-        psi=person_psi(meta.generator, embedding),
-        frames=[
-            cv2.imencode(".jpg", cv2.cvtColor(c.crop, cv2.COLOR_RGB2BGR))[1].tobytes()
-            for c in candidates
-        ],
-        landmarks=np.stack([c.landmarks for c in candidates]),
-        meta_identity=meta.identity,
-        embedding=embedding.cpu(),
-        sources=[c.source for c in candidates],
-    )
+    return assemble_person(meta, candidates)
+
+
+def metric_tools(config: Config) -> tuple[dict, dict[str, str]]:
+    """The per-frame metric networks (LPIPS, dlib and ArcFace CSIM, dlib landmarks for AKD),
+    and {metric: reason} for those whose weights are missing (reported as n/a)."""
+    lpips = Lpips.load(config.eval.lpips_alexnet_weights)
+    arcface = ArcFaceIdentity.load(config.eval.arcface_weights)
+    unavailable = {
+        name: tool.reason
+        for name, tool in (("lpips", lpips), ("csim_arcface", arcface))
+        if isinstance(tool, Unavailable)
+    }
+    tools = {
+        "lpips": None if isinstance(lpips, Unavailable) else lpips,
+        "identities": [DlibIdentity(), *([] if isinstance(arcface, Unavailable) else [arcface])],
+        "detector": make_detector("dlib"),
+    }
+    return tools, unavailable
 
 
 def frame_metrics(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torchvision.models import VGG19_Weights
 
-from dataset.value_range import value_range
+from dataset.value_range import to_unit_range
 from loss.adversarial import mean_abs_difference
 from loss.vggface import (
     PerceptualWeightsError,
@@ -34,12 +34,6 @@ VGGFACE_LAYERS = (1, 6, 11, 18, 25)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VGGFACE_MEAN_BGR = (93.5940, 104.7624, 129.1863)
-
-
-def to_unit_range(image: torch.Tensor, output_activation: str) -> torch.Tensor:
-    """Generator-range images ([-1, 1] for tanh, [0, 1] for sigmoid) -> [0, 1]."""
-    low, high = value_range(output_activation)
-    return (image - low) / (high - low)
 
 
 def imagenet_preprocess(rgb01: torch.Tensor) -> torch.Tensor:

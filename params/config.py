@@ -159,7 +159,7 @@ class TrainConfig:
 
 @dataclass
 class PersonConfig:
-    """Embedding a person from photos or videos (embedder_inference.py, avatar/embed.py)."""
+    """Embedding a person from photos or videos (embedder_inference.py, person/embed.py)."""
 
     frames: int = 32  # T: frames embedded (and fine-tuned on), spread over the inputs
     # Frames looked at per video before the sharpest of each stretch is chosen.

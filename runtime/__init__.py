@@ -1,1 +1,2 @@
-"""The runtime that several jobs share: the adversarial update of meta-learning and fine-tuning."""
+"""What several jobs share at run time: the adversarial update, precision, Adam, random-generator
+state, the episode order, the run log and its pictures, command-line run settings."""

@@ -23,6 +23,7 @@ generator, together with the match loss into E.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -34,8 +35,18 @@ from loss.objectives import (
     match_term,
 )
 from params.config import LossConfig
-from training.precision import Precision
-from training.video_table import VideoTable
+from runtime.precision import Precision
+
+
+class RowTable(Protocol):
+    """What the update needs of W (training/video_table.py): the batch's rows as a leaf
+    tensor, their gradient handed back, and one optimiser step over what was handed back."""
+
+    def gather(self, rows: torch.Tensor) -> torch.Tensor: ...
+
+    def accumulate(self, rows: torch.Tensor, gathered: torch.Tensor) -> None: ...
+
+    def step(self) -> int: ...
 
 
 def gradient_norm(modules: list[nn.Module]) -> torch.Tensor:
@@ -75,7 +86,7 @@ class AdversarialUpdate:
         optimizer_d: torch.optim.Optimizer,
         precision: Precision,
         discriminator_steps: int,
-        table: VideoTable | None = None,
+        table: RowTable | None = None,
         discriminator_for_training: nn.Module | None = None,
         discriminator_view: nn.Module | None = None,
     ) -> None:

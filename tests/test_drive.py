@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from synthetic_videos import built_store, still_frame
 
-from avatar.retarget import Retargeter
 from dataset.face import face_radius
 from dataset.landmarks import make_detector
 from dataset.synthetic import face_pictures, moving_clip, write_video
 from embedder_inference import main as embed_main
+from live.retarget import Retargeter
 from params.config import PARAMS_DIR, load_config
 from training.loop import train
 from webcam_inference import main as drive_main
@@ -139,9 +139,9 @@ def test_the_rest_shape_is_the_mean_of_the_persons_frames():
     """A person of T = 3 different frames: at rest the avatar is drawn with their mean shape."""
     detector = make_detector("dlib")
     shape = detector.detect(still_frame(face_pictures()["astronaut"], 256)[0])
-    person = np.stack([shape, shape + [6.0, 0.0], shape * 1.05])
+    person = np.stack([shape, shape + np.array([6.0, 0.0]), shape * 1.05])
     retarget = Retargeter(person, "relative", reference_frames=1)
-    driver = shape + [3.0, -2.0]
+    driver = shape + np.array([3.0, -2.0])
     assert np.abs(retarget(driver) - person.mean(axis=0)).max() < 1e-3
 
 
@@ -160,7 +160,7 @@ class NoisyStill:
 def test_live_driving_crops_through_the_stabiliser(monkeypatch):
     """A still driver with noisy landmarks: the crop box that Driver uses moves far less than
     the per-frame boxes would."""
-    import avatar.drive as drive
+    import live.drive as drive
     from dataset.face import CropSettings, face_box
     from dataset.stabilizer import StabilizerSettings
 

@@ -17,9 +17,9 @@ from synthetic_videos import built_store
 
 from dataset.voxceleb import VoxCelebDataset
 from params.config import PARAMS_DIR, load_config
+from runtime.precision import Precision
 from training.distributed import Distributed
 from training.meta import MetaLearner
-from training.precision import Precision
 
 KEYS = [f"id{i:05d}/video" for i in range(6)]
 BATCH_ROWS = [1, 3]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from training.optimizer import AdamWithoutMomentum, make_adam
+from runtime.optimizer import AdamWithoutMomentum, make_adam
 
 
 def test_adam_without_momentum_matches_torch_adam_with_beta1_zero():

@@ -10,11 +10,6 @@ from skimage import data as skimage_data
 from synthetic_videos import BuiltStore, built_store, still_frame
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from avatar.embed import Candidate, NoFaceError, embed_person, select_frames
-from avatar.export import export_person
-from avatar.export import main as export_main
-from avatar.finetune import FineTuner, work_folder
-from avatar.person import PersonModelError, load_person_model
 from dataset.face import CropSettings, crop_face, draw_landmarks, face_box
 from dataset.landmarks import make_detector
 from dataset.synthetic import face_pictures, moving_clip, write_video
@@ -22,9 +17,15 @@ from dataset.value_range import image_to_tensor, tensor_to_image
 from dataset.video import iter_frames
 from embedder_inference import main as embed_main
 from fine_tuning_training import main as finetune_main
+from live.export import export_person
+from live.export import main as export_main
 from metrics.identity import DlibIdentity
+from models.meta_model import load_meta_model
+from models.person_model import PersonModelError, load_person_model
 from params.config import PARAMS_DIR, load_config, with_run_settings
-from training.export import load_meta_model
+from person.assemble import Candidate
+from person.embed import NoFaceError, embed_person, select_frames
+from person.finetune import FineTuner, work_folder
 from training.loop import train
 from utils.images import save_image
 
@@ -315,7 +316,7 @@ def test_a_fresh_fine_tuner_starts_from_the_feed_forward_person(
 ):
     """Before its first step G' draws the feed-forward person's frames (psi' = P e_NEW) and D'
     scores with w' = w_0 + e_NEW (w_0 made non-zero here: a trained w_0 is not zero)."""
-    from training.precision import Precision
+    from runtime.precision import Precision
 
     person_path = tmp_path / "person.pt"
     assert embed(meta_path, person_path, astronaut_video / "embed.mp4") == 0

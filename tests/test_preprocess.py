@@ -14,16 +14,9 @@ import numpy as np
 import pytest
 from synthetic_videos import FRAME_SIZE, BuiltStore, built_store, still_frame, synthetic_config
 
+from dataset.clips import PreprocessError, discover_videos, sample_positions
 from dataset.face import transform_points
-from dataset.preprocess import (
-    PreprocessError,
-    discover_videos,
-    main,
-    parse_shard,
-    preprocess,
-    read_skipped,
-    sample_positions,
-)
+from dataset.preprocess import main, parse_shard, preprocess, read_skipped
 from dataset.store import (
     MANIFESTS_DIR,
     StoreError,

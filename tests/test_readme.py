@@ -87,7 +87,7 @@ def test_the_first_two_commands_are_the_demo_and_the_tests():
 def test_the_readme_has_python_commands_to_check():
     targets = {name for name, _ in readme_python_commands()}
     expected = {"train", "embedder_inference", "fine_tuning_training", "webcam_inference"}
-    assert expected | {"evaluate", "dataset.preprocess", "avatar.export"} <= targets
+    assert expected | {"evaluate", "dataset.preprocess", "live.export"} <= targets
 
 
 def usage_text(module_name: str, capsys) -> str:

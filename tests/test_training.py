@@ -13,10 +13,10 @@ from synthetic_videos import BuiltStore, built_store
 
 from dataset.store import read_manifest
 from dataset.voxceleb import VoxCelebDataset
+from models.meta_model import MetaModelError, load_meta_model
 from params.config import PARAMS_DIR, Config, load_config
 from train import main as train_main
 from training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from training.export import MetaModelError, load_meta_model
 from training.export import main as export_main
 from training.loop import RunFolderError, train
 from training.monitor import TrainingCollapsed

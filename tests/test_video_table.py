@@ -16,10 +16,10 @@ from synthetic_videos import built_store
 
 from dataset.voxceleb import VoxCelebDataset
 from params.config import PARAMS_DIR, load_config
+from runtime.precision import Precision
 from training.checkpoint import list_checkpoints, load_checkpoint
 from training.distributed import Distributed, check_in_sync
 from training.meta import MetaLearner
-from training.precision import Precision
 from training.video_table import VideoTable
 
 KEYS = [f"id{i:05d}/video" for i in range(6)]

@@ -10,14 +10,13 @@ loaded with weights_only=True: a checkpoint is data, never code.
 from __future__ import annotations
 
 import dataclasses
-import random
 import re
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from params.config import Config, to_dict
+from runtime.rng import rng_state
 from utils.files import atomic_save, load_versioned
 
 FORMAT = "talking-heads/training-checkpoint"
@@ -66,30 +65,6 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
-
-
-def rng_state() -> dict[str, object]:
-    """Every random generator's state, as tensors and plain lists (loadable weights_only)."""
-    version, mt_state, gauss = random.getstate()
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": [version, list(mt_state), gauss],
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, object]) -> None:
-    torch.set_rng_state(state["torch"])
-    version, mt_state, gauss = state["python"]
-    random.setstate((version, tuple(mt_state), gauss))
-    kind, keys, position, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(

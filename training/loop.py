@@ -19,27 +19,21 @@ from tqdm import tqdm
 
 from dataset.store import StoreError
 from dataset.voxceleb import VoxCelebDataset
+from models.meta_model import META_MODEL_NAME, export_meta_model
 from params.config import Config, save_config
+from runtime.precision import Precision, resolve_precision
+from runtime.rng import restore_rng
+from runtime.runlog import RunLog, plot_losses, sample_grid, truncate_metrics
 from training import distributed
 from training.checkpoint import (
     check_resumable,
     list_checkpoints,
     load_checkpoint,
-    restore_rng,
     save_checkpoint,
 )
 from training.data import make_loader
-from training.export import META_MODEL_NAME, export_meta_model
 from training.meta import MetaLearner
-from training.monitor import (
-    CollapseAlarm,
-    RunLog,
-    TrainingCollapsed,
-    plot_losses,
-    sample_grid,
-    truncate_metrics,
-)
-from training.precision import Precision, resolve_precision
+from training.monitor import CollapseAlarm, TrainingCollapsed
 from training.stop import StopRequest
 from training.validation import validate, validation_episodes
 

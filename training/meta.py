@@ -20,9 +20,9 @@ from loss.perceptual import ContentLoss
 from network import Discriminator, Embedder, Generator
 from params.config import Config
 from runtime.adversarial_update import AdversarialUpdate
+from runtime.optimizer import make_adam
+from runtime.precision import Precision
 from training.distributed import Distributed
-from training.optimizer import make_adam
-from training.precision import Precision
 from training.video_table import VideoTable
 from utils.memory import release_free_memory
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from dataset.value_range import value_range
+from dataset.value_range import to_unit_range
 from dataset.voxceleb import VoxCelebDataset
 from metrics.image import ssim
 from training.meta import MetaLearner
@@ -26,7 +26,7 @@ def validate(
     learner: MetaLearner, episodes: list[dict[str, torch.Tensor]], batch_size: int
 ) -> dict[str, float]:
     """{'val/l1', 'val/ssim'} of generated vs real held-out targets, means over episodes."""
-    low, high = value_range(learner.config.model.output_activation)
+    activation = learner.config.model.output_activation
     learner.train(False)
     l1_sum, ssim_sum = 0.0, 0.0
     try:
@@ -38,8 +38,8 @@ def validate(
             with learner.precision.autocast():
                 e_hat = learner.embedder(batch["frames"], batch["landmark_images"])
                 fake = learner.generator(batch["target_landmark_image"], e_hat)
-            fake01 = (fake.float() - low) / (high - low)
-            real01 = (batch["target_frame"].float() - low) / (high - low)
+            fake01 = to_unit_range(fake.float(), activation)
+            real01 = to_unit_range(batch["target_frame"].float(), activation)
             l1_sum += float((fake01 - real01).abs().mean(dim=(1, 2, 3)).sum())
             ssim_sum += float(ssim(fake01.contiguous(), real01.contiguous()).sum())
     finally:

@@ -17,7 +17,7 @@ With beta1 = 0 (the paper's setting, SPEC section 3) dense Adam leaves idle rows
 so the two are equal to float rounding (tests/test_video_table.py). With beta1 > 0 dense Adam
 would also move idle rows along their decaying first moment; the table decays that moment
 lazily too but moves a row only when it is used (as "lazy Adam" does). With beta1 = 0 the
-first moment is the gradient itself and is not stored (training/optimizer.py).
+first moment is the gradient itself and is not stored (runtime/optimizer.py).
 Under DDP the ranks exchange only (row, gradient) pairs, so every rank applies the same update
 and the tables stay identical. Rows are addressed by video key, never by position: a store
 that grows, or a config that filters other videos, maps each key to the same row on resume.

@@ -1,4 +1,5 @@
-"""Saving pictures: image grids for demos and training samples, short animations."""
+"""Pictures in and out: reading and saving images, the JPEG bytes that stores and person files
+keep of every crop, image grids for demos and training samples, short animations."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 from PIL import Image
 
 from utils.files import atomic_write
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")  # photo files we read
 
 
 def image_grid(rows: list[list[np.ndarray]]) -> np.ndarray:
@@ -32,6 +35,24 @@ def read_image(path: str | Path) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
     if image is None:
         raise OSError(f"cannot read image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 95) -> bytes:
+    """RGB uint8 (H, W, 3) -> JPEG bytes (OpenCV, quality 0-100): how every crop is stored."""
+    ok, data = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    if not ok:
+        raise OSError("could not encode a JPEG")
+    return data.tobytes()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """JPEG bytes -> RGB uint8 (H, W, 3); ValueError for bytes that do not decode."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("bytes that do not decode as a JPEG")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -21,6 +20,7 @@ from dataset.face import CropSettings
 from network import Generator
 from params.config import Config, ConfigError, load_config_dict, to_dict
 from utils.files import atomic_save, load_versioned
+from utils.images import decode_jpeg
 
 FORMAT = "talking-heads/person-model"
 VERSION = 1
@@ -51,8 +51,7 @@ class PersonModel:
 
     def frame_images(self) -> np.ndarray:
         """The person's crops, RGB uint8 (T, S, S, 3)."""
-        decoded = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR) for j in self.frames]
-        return np.stack([cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in decoded])
+        return np.stack([decode_jpeg(jpeg) for jpeg in self.frames])
 
     @torch.no_grad()
     def generate(self, landmark_images: torch.Tensor) -> torch.Tensor:

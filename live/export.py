@@ -1,6 +1,6 @@
 """Exporting a person's generator for deployment: landmark picture in, frame out.
 
-    python -m avatar.export PERSON_MODEL --format onnx|torchscript --out FILE
+    python -m live.export PERSON_MODEL --format onnx|torchscript --out FILE
 
 The exported network is G with the person's psi folded in as a constant and spectral
 normalisation folded into plain weights (at inference the normalised weights no longer
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from avatar.person import PersonModel, PersonModelError, load_person_model
+from models.person_model import PersonModel, PersonModelError, load_person_model
 from network import Generator
 from utils.files import atomic_write
 

@@ -108,3 +108,15 @@ class VirtualCameraSink:
 
     def close(self) -> None:
         self.camera.close()
+
+
+def open_sinks(
+    output: Path | None, virtual_camera: bool, size: tuple[int, int], fps: float
+) -> list[VideoFileSink | VirtualCameraSink]:
+    """The file and/or virtual-camera sinks asked for; size: (width, height) of the pictures."""
+    sinks: list[VideoFileSink | VirtualCameraSink] = []
+    if output is not None:
+        sinks.append(VideoFileSink(output, fps))
+    if virtual_camera:
+        sinks.append(VirtualCameraSink(*size, fps))
+    return sinks

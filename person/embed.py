@@ -10,7 +10,6 @@ blurred frame of a talking mouth gives way to a sharp one nearby.
 
 from __future__ import annotations
 
-import copy
 import glob
 import itertools
 import logging
@@ -18,35 +17,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
 
-from avatar.person import PersonModel
-from dataset.face import crop_face, draw_landmarks
+from dataset.clips import PreprocessOptions, crop_clip, sample_positions
+from dataset.face import crop_face
 from dataset.landmarks import LandmarkDetector, detector_from_config
-from dataset.preprocess import PreprocessOptions, crop_clip, sample_positions
-from dataset.value_range import image_to_tensor
 from dataset.video import VIDEO_SUFFIXES, VideoReadError, frame_count
-from network import Embedder, Generator
+from models.meta_model import MetaModel
+from models.person_model import PersonModel
 from params.config import Config
-from training.export import MetaModel
-from utils.images import read_image
+from person.assemble import Candidate, assemble_person
+from utils.images import IMAGE_SUFFIXES, decode_jpeg, read_image
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 class NoFaceError(RuntimeError):
     """No input gave a single face; nothing to embed."""
-
-
-@dataclass
-class Candidate:
-    crop: np.ndarray  # RGB uint8 (S, S, 3)
-    landmarks: np.ndarray  # (68, 2) crop coordinates
-    source: str  # 'path' or 'path#frame'
-    sharpness: float
 
 
 @dataclass
@@ -71,11 +58,6 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
         else:
             paths.append(path)
     return paths
-
-
-def sharpness(crop: np.ndarray) -> float:
-    """Variance of the Laplacian of the grey crop: higher is sharper."""
-    return float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
 
 
 def collect_candidates(paths: list[Path], config: Config, detector: LandmarkDetector) -> Collected:
@@ -105,7 +87,7 @@ def _collect_photo(
     if detector.faces_seen > 1:
         out.several_faces.append(str(path))
     crop, crop_points, _ = crop_face(image, points, options.crop)
-    out.candidates.append(Candidate(crop, crop_points, str(path), sharpness(crop)))
+    out.candidates.append(Candidate(crop, crop_points, str(path)))
 
 
 def _collect_video(
@@ -127,12 +109,8 @@ def _collect_video(
     found = {frame.frame for frame in cropped}
     out.without_face += [f"{path}#{frame}" for frame in wanted if frame not in found]
     for frame in cropped:
-        image = cv2.cvtColor(
-            cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
-        )
-        out.candidates.append(
-            Candidate(image, frame.landmarks, f"{path}#{frame.frame}", sharpness(image))
-        )
+        image = decode_jpeg(frame.jpeg)
+        out.candidates.append(Candidate(image, frame.landmarks, f"{path}#{frame.frame}"))
 
 
 def select_frames(candidates: list[Candidate], count: int) -> list[Candidate]:
@@ -145,30 +123,6 @@ def select_frames(candidates: list[Candidate], count: int) -> list[Candidate]:
         for start, stop in itertools.pairwise(bounds)
         if stop > start
     ]
-
-
-@torch.no_grad()
-def embed_frames(
-    embedder: Embedder, frames: list[Candidate], output_activation: str, size: int, batch: int = 8
-) -> torch.Tensor:
-    """e_hat (1, D): the mean of E over the frames and their landmark pictures."""
-    device = next(embedder.parameters()).device
-    embeddings = []
-    for start in range(0, len(frames), batch):
-        chunk = frames[start : start + batch]
-        images = image_to_tensor(np.stack([c.crop for c in chunk]), output_activation)
-        pictures = image_to_tensor(
-            np.stack([draw_landmarks(c.landmarks, size) for c in chunk]), output_activation
-        )
-        per_frame = embedder.embed_frames(images[None].to(device), pictures[None].to(device))
-        embeddings.append(per_frame[0])
-    return torch.cat(embeddings).mean(dim=0, keepdim=True)
-
-
-@torch.no_grad()
-def person_psi(generator: Generator, embedding: torch.Tensor) -> torch.Tensor:
-    """psi = P e_hat, computed once for the person."""
-    return generator.project(embedding.to(next(generator.parameters()).device))
 
 
 def embed_person(
@@ -186,22 +140,4 @@ def embed_person(
             f"photos or frames without a face, {len(collected.unreadable)} unreadable)"
         )
     chosen = select_frames(collected.candidates, config.person.frames)
-    model = meta.config.model
-    embedding = embed_frames(meta.embedder, chosen, model.output_activation, model.image_size)
-    generator = copy.deepcopy(meta.generator).eval()
-    encode = [cv2.IMWRITE_JPEG_QUALITY, config.data.jpeg_quality]
-    person = PersonModel(
-        kind="feed-forward",
-        config=meta.config,
-        generator=generator,
-        psi=person_psi(generator, embedding),
-        frames=[
-            cv2.imencode(".jpg", cv2.cvtColor(c.crop, cv2.COLOR_RGB2BGR), encode)[1].tobytes()
-            for c in chosen
-        ],
-        landmarks=np.stack([c.landmarks for c in chosen]).astype(np.float32),
-        meta_identity=meta.identity,
-        embedding=embedding.cpu(),
-        sources=[c.source for c in chosen],
-    )
-    return person, collected
+    return assemble_person(meta, chosen), collected

@@ -19,9 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatar.embed import IMAGE_SUFFIXES
 from dataset.video import VideoReadError, video_fps
-from utils.images import read_image
+from utils.images import IMAGE_SUFFIXES, read_image
 
 _END = object()
 

@@ -1,9 +1,11 @@
 """Driving a person model frame by frame: camera or file -> landmarks -> crop -> picture -> G.
 
-Per frame: the driver's landmarks (one detector, built once, tracking), the causal crop
-stabiliser and THE crop of training (dataset/face.py, the person's own crop settings), the
-retargeting (avatar/retarget.py), the landmark picture, the renderer. A frame without a face
+Per frame (``Driver``): the driver's landmarks (one detector, built once, tracking), the causal
+crop stabiliser and THE crop of training (dataset/face.py, the person's own crop settings), the
+retargeting (live/retarget.py), the landmark picture, the renderer. A frame without a face
 repeats the last avatar frame and says so; the run never stops on one. Every stage is timed.
+``drive`` runs the loop: every frame of a source through the driver, out to every sink, with
+the preview window's keys (q quit, r recalibrate, s side by side, l landmarks).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from avatar.person import PersonModel
-from avatar.retarget import Retargeter
-from avatar.sources import Frame
 from dataset.face import crop_face, draw_landmarks, face_box
 from dataset.identity import load_describer
-from dataset.landmarks import LandmarkDetector
+from dataset.landmarks import LandmarkDetector, detector_from_config
 from dataset.stabilizer import BoxStabilizer, StabilizerSettings
+from live.retarget import Retargeter
+from live.sources import Frame
+from models.person_model import PersonModel
+from params.config import Config
 
 STAGES = ("read", "landmarks", "stabilise_crop", "picture", "generate", "write")
 SAME_PERSON = 0.6  # dlib descriptor distance
@@ -88,6 +91,17 @@ class Driver:
         )
         self.times = StageTimes()
 
+    @classmethod
+    def from_config(
+        cls, person: PersonModel, config: Config, renderer, retarget: str, fps: float
+    ) -> Driver:
+        """A driver with the run's landmark detector and live stabiliser settings (data.*);
+        DetectorUnavailableError when the detector cannot be loaded."""
+        detector = detector_from_config(config)
+        return cls(
+            person, detector, renderer, retarget, fps, StabilizerSettings.from_config(config)
+        )
+
     def recalibrate(self) -> None:
         if self.retargeter is not None:
             self.retargeter.recalibrate()
@@ -140,3 +154,45 @@ def overlay(image: np.ndarray, fps: float, face: bool) -> np.ndarray:
     if not face:
         cv2.putText(shown, "no face", (6, 38), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 64, 64), 1)
     return shown
+
+
+@dataclass
+class DriveSummary:
+    frames: int  # frames driven and written
+    seconds: float  # wall time of the loop
+    interrupted: bool  # stopped by Ctrl-C
+
+    def describe(self, driver: Driver) -> str:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in driver.times.medians().items())
+        return (
+            f"{self.frames} frames in {self.seconds:.1f} s "
+            f"({self.frames / max(self.seconds, 1e-9):.1f} fps), retargeting "
+            f"{driver.retarget_mode}; median ms per frame: {stages}"
+        )
+
+
+def drive(source, driver: Driver, sinks: list, window, side_by_side: bool) -> DriveSummary:
+    """Every frame of source through driver into every sink and the window (None: no window),
+    until the source ends, the window's q, or Ctrl-C. Sinks are not closed here."""
+    side, landmarks, frames, interrupted = side_by_side, False, 0, False
+    start = time.perf_counter()
+    try:
+        for frame in source:
+            driven = driver(frame)
+            picture = compose(driven, side, landmarks)
+            written = time.perf_counter()
+            for sink in sinks:
+                sink.write(picture)
+            driver.times.add("write", (time.perf_counter() - written) * 1e3)
+            frames += 1
+            if window is not None:
+                fps = frames / (time.perf_counter() - start)
+                action = window.write(overlay(picture, fps, driven.face))
+                if action == "quit":
+                    break
+                if action == "recalibrate":
+                    driver.recalibrate()
+                side, landmarks = side ^ (action == "side"), landmarks ^ (action == "landmarks")
+    except KeyboardInterrupt:
+        interrupted = True
+    return DriveSummary(frames, time.perf_counter() - start, interrupted)

@@ -21,18 +21,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from avatar.person import PersonModel
 from dataset.face import draw_landmarks
 from dataset.value_range import image_to_tensor
 from loss.perceptual import ContentLoss
+from models.meta_model import MetaModel
+from models.person_model import PersonModel
 from params.config import Config
 from runtime.adversarial_update import AdversarialUpdate
-from training.checkpoint import restore_rng, rng_state
-from training.data import EpisodeBatchSampler
-from training.export import MetaModel
-from training.monitor import RunLog, plot_losses, sample_grid
-from training.optimizer import make_adam
-from training.precision import Precision
+from runtime.episode_order import EpisodeBatchSampler
+from runtime.optimizer import make_adam
+from runtime.precision import Precision
+from runtime.rng import restore_rng, rng_state
+from runtime.runlog import RunLog, plot_losses, sample_grid
 from utils.files import atomic_save
 from utils.images import save_image
 

@@ -1,7 +1,7 @@
 """The person's generator as a renderer for live driving: landmark picture in, frame out.
 
 Everything that can be done once is done once: psi is fixed, spectral normalisation folded into
-plain weights (avatar/export.py: PersonGenerator), inference mode, channels-last, and on devices
+plain weights (live/export.py: PersonGenerator), inference mode, channels-last, and on devices
 that compute bf16 natively the weights themselves in bf16 (no per-call casting). torch.compile
 (inductor, weights frozen as constants) fuses the remaining elementwise work; the ONNX backend
 runs the exported model in onnxruntime instead of PyTorch.
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar.export import PersonGenerator, export_person
-from avatar.person import PersonModel
 from dataset.value_range import image_to_tensor, tensor_to_image
-from training.precision import resolve_precision
+from live.export import PersonGenerator, export_person
+from models.person_model import PersonModel
+from runtime.precision import resolve_precision
 
 BACKENDS = ("torch", "onnx")
 

@@ -1,1 +1,0 @@
-"""Person models: embedding a person, fine-tuning, the person-model file, export."""

@@ -1,0 +1,60 @@
+"""What every command that runs a model file shares: run settings, device, precision, errors.
+
+embedder_inference.py, fine_tuning_training.py, webcam_inference.py and evaluate.py take a model
+file whose config fixes the model, and may change only run settings (params/config.py:
+``with_run_settings``) with an optional YAML (--config) and --set. Their outputs are never
+replaced unless --overwrite is given, and a user's mistake ends with one 'error:' line and
+exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from params.config import RUN_SETTINGS_HELP, Config, add_override_argument, with_run_settings
+from runtime.precision import Precision, resolve_precision
+from utils.device import resolve_device
+
+USER_ERROR = 2  # exit status for a mistake in the inputs or settings
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, config_file: bool = True) -> None:
+    """--config FILE (its person/finetune/train/eval sections, when config_file) and --set."""
+    if config_file:
+        parser.add_argument("--config", help="YAML: its person/finetune/train/eval sections")
+    add_override_argument(parser, RUN_SETTINGS_HELP)
+
+
+def refuse_to_overwrite(
+    parser: argparse.ArgumentParser, path: Path | None, overwrite: bool
+) -> None:
+    """Stop (argparse's exit status 2) when path exists and --overwrite was not given."""
+    if path is not None and path.exists() and not overwrite:
+        parser.error(f"{path} exists; pass --overwrite to replace it")
+
+
+@dataclass
+class RunSettings:
+    config: Config  # the model file's config with this run's settings
+    device: torch.device
+    precision: Precision
+
+
+def run_settings(base: Config, args: argparse.Namespace) -> RunSettings:
+    """The run's config (ConfigError for a bad --set or file), its device and precision."""
+    config = with_run_settings(base, getattr(args, "config", None), args.overrides)
+    device = resolve_device(config.device)
+    return RunSettings(
+        config, device, Precision(resolve_precision(config.train.precision, device), device)
+    )
+
+
+def user_error(error: Exception) -> int:
+    """Print 'error: ...' to stderr; returns the exit status."""
+    print(f"error: {error}", file=sys.stderr)
+    return USER_ERROR
