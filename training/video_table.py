@@ -86,7 +86,9 @@ class VideoTable:
             for offset, key in enumerate(new):
                 self._row_of[key] = start + offset
             self.keys.extend(new)
-            fresh = torch.stack([initial_row(self.seed, key, self.dim) for key in new])
+            fresh = torch.empty(len(new), self.dim)  # filled row by row: no 145k small tensors
+            for index, key in enumerate(new):
+                fresh[index] = initial_row(self.seed, key, self.dim)
             self.weight = torch.cat([self.weight, fresh.to(self.device)])
             zeros = torch.zeros(len(new), self.dim, device=self.device)
             self.exp_avg = torch.cat([self.exp_avg, zeros[:, : self.exp_avg.shape[1]]])
