@@ -104,7 +104,7 @@ def run_video(renderer, person: PersonModel, config, video: Path, out: Path) -> 
     for frame in source:
         driven = driver(frame)
         written = time.perf_counter()
-        sink.write(compose(driven, False, False))
+        sink.write(compose(driven, False, False), frame.time)
         driver.times.add("write", (time.perf_counter() - written) * 1e3)
         frames += 1
     seconds = time.perf_counter() - start

@@ -182,7 +182,7 @@ def drive(source, driver: Driver, sinks: list, window, side_by_side: bool) -> Dr
             picture = compose(driven, side, landmarks)
             written = time.perf_counter()
             for sink in sinks:
-                sink.write(picture)
+                sink.write(picture, frame.time)
             driver.times.add("write", (time.perf_counter() - written) * 1e3)
             frames += 1
             if window is not None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -55,31 +57,113 @@ class WindowSink:
 
 
 class VideoFileSink:
-    """An mp4 written to a temporary name and renamed when complete (never a half file)."""
+    """An H.264 mp4 written to a temporary name and renamed when complete (never a half file).
 
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps = path, fps
+    Each frame is stamped with its input time (seconds), so the output plays with the input's
+    timing, variable frame rates included; without a time, frames are spaced at fps. The audio
+    of audio_from (the driving video) is carried over: copied as it is when mp4 can hold its
+    codec, else re-encoded to AAC. Written with PyAV (FFmpeg's libx264).
+    """
+
+    TIME_BASE = Fraction(1, 90000)  # the MPEG clock: exact for 24, 25, 30, 60 and 29.97 fps
+
+    def __init__(self, path: Path, fps: float, audio_from: Path | None = None) -> None:
+        self.path, self.fps, self.audio_from = path, fps, audio_from
         self.temp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        self.writer: cv2.VideoWriter | None = None
+        self.container: av.container.OutputContainer | None = None
+        self.stream: av.video.stream.VideoStream | None = None
+        self.audio: AudioCopy | None = None
         self.frames = 0
+        self._last_pts = -1
 
-    def write(self, image: np.ndarray) -> None:
-        if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            height, width = image.shape[:2]
-            self.writer = cv2.VideoWriter(
-                str(self.temp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height)
-            )
-            if not self.writer.isOpened():
-                raise SinkError(f"OpenCV cannot write {self.path}")
-        self.writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    def _open(self, width: int, height: int) -> None:
+        if width % 2 or height % 2:
+            raise SinkError(f"H.264 needs even picture sides, got {width}x{height}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.container = av.open(str(self.temp), "w", format="mp4")
+        except av.FFmpegError as error:
+            raise SinkError(f"cannot write {self.path}: {error}") from error
+        rate = Fraction(self.fps).limit_denominator(1001)
+        self.stream = self.container.add_stream("libx264", rate=rate)
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
+        self.stream.time_base = self.stream.codec_context.time_base = self.TIME_BASE
+        self.stream.options = {"crf": "18", "preset": "veryfast"}
+        if self.audio_from is not None:
+            self.audio = AudioCopy.open(self.audio_from, self.container)
+
+    def write(self, image: np.ndarray, time: float | None = None) -> None:
+        """Add an RGB uint8 (H, W, 3) frame shown at time seconds (default: frames / fps)."""
+        if self.container is None:
+            self._open(image.shape[1], image.shape[0])
+        seconds = self.frames / self.fps if time is None else time
+        pts = max(round(seconds / self.TIME_BASE), self._last_pts + 1)  # strictly increasing
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts, frame.time_base = pts, self.TIME_BASE
+        self.container.mux(self.stream.encode(frame))
+        self._last_pts = pts
         self.frames += 1
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            os.chmod(self.temp, FILE_MODE)
-            os.replace(self.temp, self.path)
+        if self.container is None:
+            return
+        self.container.mux(self.stream.encode(None))
+        if self.audio is not None:
+            end = (self._last_pts + 1) * self.TIME_BASE + Fraction(1) / Fraction(self.fps)
+            self.audio.copy(self.container, float(end))
+        self.container.close()
+        os.chmod(self.temp, FILE_MODE)
+        os.replace(self.temp, self.path)
+
+
+# Audio codecs the mp4 container holds as they are; others are re-encoded to AAC.
+MP4_AUDIO_CODECS = {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}
+
+
+class AudioCopy:
+    """The first audio stream of a video, into an output container, up to a time."""
+
+    def __init__(self, source: av.container.InputContainer, stream, copy: bool) -> None:
+        self.source, self.copy_packets = source, copy
+        self.input = source.streams.audio[0]
+        self.output = stream
+
+    @classmethod
+    def open(cls, path: Path, container: av.container.OutputContainer) -> AudioCopy | None:
+        """None when path has no audio stream (or does not open: the video then goes alone)."""
+        try:
+            source = av.open(str(path))
+        except av.FFmpegError:
+            return None
+        if not source.streams.audio:
+            source.close()
+            return None
+        audio = source.streams.audio[0]
+        if audio.codec_context.name in MP4_AUDIO_CODECS:
+            return cls(source, container.add_stream_from_template(audio), copy=True)
+        stream = container.add_stream("aac", rate=audio.codec_context.sample_rate or 48000)
+        return cls(source, stream, copy=False)
+
+    def copy(self, container: av.container.OutputContainer, end: float) -> None:
+        """Every audio packet (copied) or frame (re-encoded) that starts before end seconds."""
+        try:
+            if self.copy_packets:
+                for packet in self.source.demux(self.input):
+                    if packet.dts is None:
+                        continue  # the demuxer's flush packet
+                    if packet.pts is not None and packet.pts * packet.time_base >= end:
+                        break
+                    packet.stream = self.output
+                    container.mux(packet)
+                return
+            for frame in self.source.decode(self.input):
+                if frame.time is not None and frame.time >= end:
+                    break
+                frame.pts = None  # the encoder stamps its own, in its sample clock
+                container.mux(self.output.encode(frame))
+            container.mux(self.output.encode(None))
+        finally:
+            self.source.close()
 
 
 class VirtualCameraSink:
@@ -102,7 +186,7 @@ class VirtualCameraSink:
                 "start its virtual camera once"
             ) from error
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, time: float | None = None) -> None:
         self.camera.send(np.ascontiguousarray(image))
         self.camera.sleep_until_next_frame()
 
@@ -111,12 +195,18 @@ class VirtualCameraSink:
 
 
 def open_sinks(
-    output: Path | None, virtual_camera: bool, size: tuple[int, int], fps: float
+    output: Path | None,
+    virtual_camera: bool,
+    size: tuple[int, int],
+    fps: float,
+    audio_from: Path | None = None,
 ) -> list[VideoFileSink | VirtualCameraSink]:
-    """The file and/or virtual-camera sinks asked for; size: (width, height) of the pictures."""
+    """The file and/or virtual-camera sinks asked for; size: (width, height) of the pictures.
+
+    audio_from: the driving video, whose sound goes into the output file."""
     sinks: list[VideoFileSink | VirtualCameraSink] = []
     if output is not None:
-        sinks.append(VideoFileSink(output, fps))
+        sinks.append(VideoFileSink(output, fps, audio_from))
     if virtual_camera:
         sinks.append(VirtualCameraSink(*size, fps))
     return sinks

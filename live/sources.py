@@ -1,5 +1,9 @@
 """Where driving frames come from: a webcam, a video file or a folder of images.
 
+Video files are decoded as a player shows them, each frame with its presentation time
+(dataset/video.py); a camera's frames are stamped with the time they were read, a folder's are
+spaced at the given frame rate.
+
 A capture thread reads ahead, so that reading and generating overlap and the slower of the two
 sets the frame rate, not their sum. A live camera keeps only the newest frame (a slow
 generator drops camera frames instead of falling ever further behind); a file or folder loses
@@ -19,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dataset.video import VideoReadError, video_fps
+from dataset.video import VideoFrame, VideoReadError, decode, probe
 from utils.images import IMAGE_SUFFIXES, read_image
 
 _END = object()
@@ -30,16 +34,19 @@ class Frame:
     image: np.ndarray  # RGB uint8
     index: int
     read_ms: float  # time spent reading and decoding it
+    time: float  # when it is shown, seconds from the start of the source
 
 
 class FrameSource:
     """Frames of a webcam (index), a video file or an image folder, read by a thread."""
 
     def __init__(self, source: str, fps: float | None = None) -> None:
-        self.live = source.isdigit()
+        self.live = source.isdigit() and not Path(source).exists()  # a file named "0" is a file
         self.name = source
         path = Path(source)
         self._images: list[Path] | None = None
+        self._video: Iterator[VideoFrame] | None = None
+        self.file: Path | None = None  # the video file, when the source is one
         if self.live:
             self._capture = cv2.VideoCapture(int(source))
             if not self._capture.isOpened():
@@ -51,30 +58,38 @@ class FrameSource:
                 raise VideoReadError(f"no images in folder {path}")
             self.fps = fps or 25.0
         else:
-            self.fps = fps or video_fps(path)
-            self._capture = cv2.VideoCapture(str(path))
-            if not path.is_file() or not self._capture.isOpened():
-                raise VideoReadError(f"cannot open video {path}")
+            info = probe(path)  # raises VideoReadError with the reason
+            self.fps = fps or info.fps
+            self.file = path
+            self._video = decode(path)
         self._queue: queue.Queue = queue.Queue(maxsize=1 if self.live else 4)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read_all, daemon=True)
         self._thread.start()
 
-    def _read_one(self) -> np.ndarray | None:
+    def _read_one(self, index: int, started: float) -> tuple[np.ndarray, float] | None:
+        """The next (image, time in seconds), or None at the end."""
         if self._images is not None:
-            return read_image(self._images.pop(0)) if self._images else None
-        ok, frame = self._capture.read()
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if ok else None
+            if not self._images:
+                return None
+            return read_image(self._images.pop(0)), index / self.fps
+        if self._video is not None:
+            frame = next(self._video, None)
+            return None if frame is None else (frame.image, frame.time)
+        ok, image = self._capture.read()
+        if not ok:
+            return None
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), time.perf_counter() - started
 
     def _read_all(self) -> None:
-        index = 0
+        index, started = 0, time.perf_counter()
         try:
             while not self._stop.is_set():
                 start = time.perf_counter()
-                image = self._read_one()
-                if image is None:
+                read = self._read_one(index, started)
+                if read is None:
                     break
-                frame = Frame(image, index, (time.perf_counter() - start) * 1e3)
+                frame = Frame(read[0], index, (time.perf_counter() - start) * 1e3, read[1])
                 index += 1
                 if self.live:  # keep only the newest frame
                     with contextlib.suppress(queue.Empty):
@@ -112,5 +127,8 @@ class FrameSource:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        if self._images is None:
+        if self._video is not None:
+            if not self._thread.is_alive():
+                self._video.close()
+        elif self._images is None:
             self._capture.release()

@@ -6,16 +6,21 @@ import shutil
 import subprocess
 import sys
 
+import av
 import cv2
 import numpy as np
 import pytest
+from phone_videos import audio_seconds
+from phone_videos import write_video as write_phone_video
 from synthetic_videos import built_store, still_frame
 
 from dataset.face import face_radius
 from dataset.landmarks import make_detector
 from dataset.synthetic import face_pictures, moving_clip, write_video
+from dataset.video import decode
 from embedder_inference import main as embed_main
 from live.retarget import Retargeter
+from live.sinks import VideoFileSink
 from params.config import PARAMS_DIR, load_config
 from training.loop import train
 from webcam_inference import main as drive_main
@@ -72,6 +77,27 @@ def test_a_video_drives_the_person_into_an_mp4_of_the_same_frames(
     assert np.abs(avatar[4].astype(int) - avatar[3].astype(int)).mean() < 3
     with pytest.raises(SystemExit):  # an existing output is not overwritten
         drive_main(command)
+
+
+def test_a_phone_video_keeps_its_timing_and_sound(person_and_driver, tmp_path):
+    """Variable frame rate (30 fps, then 10 fps) with an AAC track: each output frame is shown
+    at its input time, and the sound goes along. (OpenCV's writer spaced frames evenly at the
+    average rate: the first 10 fps frame played 0.28 s late here, 0.85 s in a 4 s clip.)"""
+    person, _ = person_and_driver
+    hopper, points = still_frame(face_pictures()["grace_hopper"])
+    times = [i / 30 for i in range(15)] + [0.5 + i / 10 for i in range(6)]
+    phone = tmp_path / "phone.mp4"
+    write_phone_video(phone, moving_clip(hopper, points, 0, 21)[0], times, audio_seconds=1.1)
+    out = tmp_path / "driven.mp4"
+    assert (
+        drive_main(
+            ["--model", str(person), "--source", str(phone), "--output", str(out), "--no-window"]
+        )
+        == 0
+    )
+    shown = [frame.time for frame in decode(out)]
+    np.testing.assert_allclose(shown, times, atol=1e-3)
+    assert audio_seconds(out) == pytest.approx(audio_seconds(phone), abs=0.07)
 
 
 def test_retargeting_keeps_the_persons_shape_and_moves_the_mouth():
@@ -181,7 +207,26 @@ def test_live_driving_crops_through_the_stabiliser(monkeypatch):
     stabilizer = StabilizerSettings.from_config(config)
     driver = drive.Driver(person, detector, lambda picture: picture, "absolute", 25.0, stabilizer)
     for index in range(60):
-        driver(drive.Frame(still, index, 0.0))
+        driver(drive.Frame(still, index, 0.0, index / 25.0))
     moved = np.abs(np.diff(np.stack(used[10:]), axis=0)).mean()
     raw = np.abs(np.diff(np.stack(per_frame[10:]), axis=0)).mean()
     assert moved < 0.3 * raw
+
+
+def test_sound_that_mp4_cannot_hold_is_reencoded(tmp_path):
+    """A .mov with PCM sound: the mp4 gets AAC of the same length (plus the encoder's priming)."""
+    source = tmp_path / "camera.mov"
+    write_phone_video(
+        source,
+        [np.zeros((32, 32, 3), np.uint8)] * 10,
+        [i / 10 for i in range(10)],
+        audio_seconds=1.0,
+        audio_codec="pcm_s16le",
+    )
+    sink = VideoFileSink(tmp_path / "out.mp4", 10.0, audio_from=source)
+    for frame in decode(source):
+        sink.write(frame.image, frame.time)
+    sink.close()
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.audio[0].codec_context.name == "aac"
+    assert audio_seconds(tmp_path / "out.mp4") == pytest.approx(1.0, abs=0.1)
