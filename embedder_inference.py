@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: several faces in {path}: the largest was used")
     if collected.without_face:
         print(f"skipped {len(collected.without_face)} photo(s) or frame(s) without a face")
+    for line in collected.too_small:
+        print(f"  {line}")
     if collected.unreadable:
         print(f"skipped unreadable: {', '.join(collected.unreadable)}")
     person.save(args.out)

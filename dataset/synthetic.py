@@ -11,6 +11,7 @@ the ground truth of every frame.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -19,7 +20,13 @@ import numpy as np
 from matplotlib import cbook
 from skimage import data
 
-from dataset.face import CropSettings, crop_face, transform_points
+from dataset.face import (
+    RADIUS_PER_FACE_WIDTH,
+    CropSettings,
+    crop_face,
+    face_radius,
+    transform_points,
+)
 from dataset.landmarks import make_detector
 
 VOXCELEB_SIZE = 224
@@ -34,6 +41,24 @@ def face_pictures() -> dict[str, np.ndarray]:
     """RGB pictures of real faces that ship with installed packages."""
     hopper = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
     return {"astronaut": data.astronaut(), "grace_hopper": cv2.cvtColor(hopper, cv2.COLOR_BGR2RGB)}
+
+
+@functools.cache
+def face_width(name: str) -> float:
+    """Width (px) of the face in a bundled picture, from its landmarks (face_radius)."""
+    points = make_detector("dlib").detect(face_pictures()[name])
+    return face_radius(points) / RADIUS_PER_FACE_WIDTH
+
+
+def paste_face(canvas: np.ndarray, name: str, width: float, x: int, y: int) -> np.ndarray:
+    """Paste a bundled picture into canvas at (x, y), scaled so that its face is width px wide
+    (as the detector measures faces); the part outside the canvas is cut off. Returns canvas."""
+    picture = face_pictures()[name]
+    scale = width / face_width(name)
+    small = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = min(small.shape[0], canvas.shape[0] - y), min(small.shape[1], canvas.shape[1] - x)
+    canvas[y : y + h, x : x + w] = small[:h, :w]
+    return canvas
 
 
 def still_frame(picture: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

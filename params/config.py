@@ -115,6 +115,9 @@ class DataConfig:
     # previous one's by more than cut_threshold (mean, as a fraction of 255) is a shot cut and
     # starts a new track (fast head motion in real footage: up to 0.08; a cut: 0.2-0.3).
     redetect_every: int = 10
+    # Faces narrower than min_face_size px (landmark span, in the input frame) are too small to
+    # crop and are reported as such; detection enlarges frames as far as needed to find them.
+    min_face_size: float = 40.0
     switch_face_ratio: float = 1.4
     fan_min_confidence: float = 0.2
     cut_threshold: float = 0.15
@@ -312,6 +315,7 @@ RUN_SETTINGS = (
     "loss.random_perceptual_networks",
     "data.detector",
     "data.redetect_every",
+    "data.min_face_size",
     "data.switch_face_ratio",
     "data.fan_min_confidence",
     "data.cut_threshold",

@@ -40,12 +40,18 @@ class NoFaceError(RuntimeError):
 class Collected:
     candidates: list[Candidate] = field(default_factory=list)
     without_face: list[str] = field(default_factory=list)  # photos or frames skipped
+    too_small: list[str] = field(default_factory=list)  # "PATH: the face is too small (...)"
     unreadable: list[str] = field(default_factory=list)
     several_faces: list[str] = field(default_factory=list)
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files, folders (their photos and videos, sorted) and glob patterns -> files."""
+    """Files, folders (their photos and videos, sorted) and glob patterns -> files.
+
+    An existing path is taken as it is, even when its name holds glob characters
+    ("me [1].jpg"); only a name that exists nowhere is expanded as a pattern. A pattern that
+    matches nothing stays in the list as itself, so that the caller reports it missing.
+    """
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
@@ -53,8 +59,8 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             paths += sorted(
                 p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
             )
-        elif glob.has_magic(str(item)):
-            paths += sorted(Path(match) for match in glob.glob(str(item)))
+        elif not path.exists() and glob.has_magic(str(item)):
+            paths += sorted(Path(match) for match in glob.glob(str(item))) or [path]
         else:
             paths.append(path)
     return paths
@@ -83,6 +89,8 @@ def _collect_photo(
     points = detector.detect(image)
     if points is None:
         out.without_face.append(str(path))
+        if detector.too_small is not None:
+            out.too_small.append(f"{path}: {detector.too_small_message()}")
         return
     if detector.faces_seen > 1:
         out.several_faces.append(str(path))
@@ -135,9 +143,10 @@ def embed_person(
         raise NoFaceError(f"no such input: {', '.join(missing) or 'none given'}")
     collected = collect_candidates(paths, config, detector_from_config(config))
     if not collected.candidates:
+        small = "".join(f"\n  {line}" for line in collected.too_small)
         raise NoFaceError(
             f"no face found in any input ({len(paths)} file(s); {len(collected.without_face)} "
-            f"photos or frames without a face, {len(collected.unreadable)} unreadable)"
+            f"photos or frames without a face, {len(collected.unreadable)} unreadable){small}"
         )
     chosen = select_frames(collected.candidates, config.person.frames)
     return assemble_person(meta, chosen), collected

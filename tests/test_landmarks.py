@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import urllib.error
 
+import cv2
 import numpy as np
 import pytest
 from synthetic_videos import small_then_large_face_video, still_frame
 
+from dataset.face import RADIUS_PER_FACE_WIDTH, face_radius
 from dataset.landmarks import (
     DetectorUnavailableError,
     FanBackend,
@@ -16,7 +18,7 @@ from dataset.landmarks import (
     load_backend,
     make_detector,
 )
-from dataset.synthetic import face_pictures, moving_clip
+from dataset.synthetic import face_pictures, moving_clip, paste_face
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +175,79 @@ def test_fan_adapter_picks_the_largest_face_and_tracks_by_its_confidence(monkeyp
     model.score = 0.05  # FAN's heatmaps no longer see a face: lost
     assert detector.track(frame) is None
     assert detector.full_detections == 2
+
+
+def grey(width: int, height: int) -> np.ndarray:
+    return np.full((height, width, 3), 110, np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("name", "width", "height", "face"),
+    [("astronaut", 4000, 3000, 216), ("grace_hopper", 8000, 6000, 400)],
+)
+def test_a_small_face_in_a_big_photo_is_found(name, width, height, face):
+    """Phone photos: at the 640 px working scale the face is 35 or 32 px, below HOG's ~60 px;
+    before, "no face found in any input". The frame is enlarged until it is found."""
+    photo = paste_face(grey(width, height), name, face, width // 2, height // 3)
+    detector = make_detector("dlib")
+    points = detector.detect(photo)
+    assert points is not None and detector.faces_seen == 1
+    assert face_radius(points) / RADIUS_PER_FACE_WIDTH == pytest.approx(face, rel=0.1)
+    assert points[:, 0].min() > width // 2 and points[:, 1].min() > height // 3
+
+
+def test_a_thumbnail_is_enlarged_to_find_its_face():
+    """A 141x182 head-and-shoulders thumbnail: its face (48 px box) needs one upsampling."""
+    portrait = face_pictures()["astronaut"][0:333, 80:338]
+    thumbnail = cv2.resize(portrait, (141, 182), interpolation=cv2.INTER_AREA)
+    assert load_backend("dlib").find_faces(cv2.cvtColor(thumbnail, cv2.COLOR_RGB2GRAY)) == []
+    assert make_detector("dlib").detect(thumbnail) is not None
+
+
+def test_the_smaller_of_two_people_is_seen_and_the_larger_used():
+    """1600x1200, faces of 300 and 88 px: the 88 px one is 35 px at the working scale (before:
+    lost, so "several faces, the largest was used" was never said)."""
+    photo = paste_face(grey(1600, 1200), "astronaut", 300, 100, 200)
+    paste_face(photo, "grace_hopper", 88, 1200, 400)
+    detector = make_detector("dlib")
+    points = detector.detect(photo)
+    assert detector.faces_seen == 2
+    assert face_radius(points) / RADIUS_PER_FACE_WIDTH == pytest.approx(300, rel=0.1)
+
+
+def test_a_face_too_small_is_reported_with_its_size():
+    """A 30 px face is found (the search goes a little below the minimum) and refused with
+    its size; the caller can say so instead of "no face"."""
+    photo = paste_face(grey(320, 240), "astronaut", 30, 120, 80)
+    detector = make_detector("dlib")
+    assert detector.detect(photo) is None
+    assert detector.too_small == pytest.approx(30, rel=0.2)
+    message = detector.too_small_message()
+    assert message.startswith("the face is too small (") and "at least 40 needed" in message
+
+
+def test_a_small_face_in_an_hd_stream_is_tracked_at_its_own_scale():
+    """1920x1080 with a 60 px face (19 px at the working scale): before, no frame had a face;
+    now every frame, with one enlarged search at the start."""
+    detector = make_detector("dlib")
+    found = 0
+    for i in range(12):
+        frame = paste_face(grey(1920, 1080), "astronaut", 60, 900 + 2 * i, 500)
+        found += detector.track(frame) is not None
+    assert found == 12
+    assert detector.full_detections <= 3
+
+
+def test_a_stream_without_a_face_enlarges_frames_only_now_and_then(monkeypatch):
+    """Live sources keep their speed when nobody is in view: one enlarged search per
+    redetect_every frames, the working scale in between."""
+    backend = load_backend("dlib")
+    calls = []
+    original = backend.find_faces
+    monkeypatch.setattr(
+        backend, "find_faces", lambda p, m=None, e=False: calls.append(m) or original(p, m, e)
+    )
+    detector = LandmarkDetector(backend, TrackingSettings(redetect_every=5))
+    for _ in range(10):
+        assert detector.track(grey(640, 480)) is None
+    assert [m is not None for m in calls] == [True, False, False, False, False] * 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnxruntime
 import pytest
@@ -12,19 +14,20 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 from dataset.face import CropSettings, crop_face, draw_landmarks, face_box
 from dataset.landmarks import make_detector
-from dataset.synthetic import face_pictures, moving_clip, write_video
+from dataset.synthetic import face_pictures, moving_clip, paste_face, write_video
 from dataset.value_range import image_to_tensor, tensor_to_image
 from dataset.video import iter_frames
 from embedder_inference import main as embed_main
 from fine_tuning_training import main as finetune_main
 from live.export import export_person
 from live.export import main as export_main
+from live.sources import FrameSource
 from metrics.identity import DlibIdentity
 from models.meta_model import load_meta_model
 from models.person_model import PersonModelError, load_person_model
 from params.config import PARAMS_DIR, load_config, with_run_settings
 from person.assemble import Candidate
-from person.embed import NoFaceError, embed_person, select_frames
+from person.embed import NoFaceError, embed_person, expand_inputs, select_frames
 from person.finetune import FineTuner, work_folder
 from training.loop import train
 from utils.images import save_image
@@ -108,6 +111,15 @@ def test_inputs_without_faces_are_skipped_or_refused(meta_path, astronaut_video,
     photo = str(astronaut_video / "photo.jpg")
     assert embed(meta_path, out, coffee, photo) == 0
     assert "skipped 1 photo(s) or frame(s) without a face" in capsys.readouterr().out
+
+
+def test_a_face_too_small_is_named_as_such(meta_path, tmp_path, capsys):
+    """Before: "no face found in any input" and nothing about why."""
+    photo = paste_face(np.full((240, 320, 3), 110, np.uint8), "astronaut", 30, 120, 80)
+    save_image(photo, tmp_path / "far away.png")
+    assert embed(meta_path, tmp_path / "person.pt", tmp_path / "far away.png") == 2
+    error = capsys.readouterr().err
+    assert "far away.png: the face is too small (" in error and "at least 40 needed)" in error
 
 
 def test_several_faces_use_the_largest_with_a_warning(meta_path, tmp_path, capsys):
@@ -341,3 +353,39 @@ def test_a_fresh_fine_tuner_starts_from_the_feed_forward_person(
             v @ (meta.discriminator.w_0 + person.embedding.reshape(-1)) + meta.discriminator.b
         )
     assert torch.allclose(scores, expected, atol=1e-4)
+
+
+def test_paths_with_glob_characters_are_paths_first(tmp_path, monkeypatch):
+    """ "me [1].jpg" and "shoot [2024]/me.jpg" are files (before: read as patterns, which match
+    nothing, "no such input: none given", or another file: "me 1.jpg"); a name that exists
+    nowhere is still a pattern."""
+    (tmp_path / "shoot [2024]").mkdir()
+    (tmp_path / "shoot 2").mkdir()
+    for name in (
+        "me [1].jpg",
+        "me 1.jpg",
+        "shoot [2024]/me.jpg",
+        "shoot 2/me.jpg",
+        "a1.jpg",
+        "a2.jpg",
+    ):
+        (tmp_path / name).write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert expand_inputs(["me [1].jpg", "shoot [2024]/me.jpg"]) == [
+        Path("me [1].jpg"),
+        Path("shoot [2024]/me.jpg"),
+    ]
+    assert expand_inputs(["a[12].jpg"]) == [Path("a1.jpg"), Path("a2.jpg")]
+    assert expand_inputs(["b*.jpg"]) == [Path("b*.jpg")]  # matches nothing: reported missing
+
+
+def test_a_video_file_named_like_a_camera_index_is_a_file(tmp_path, monkeypatch):
+    write_video(tmp_path / "0.mp4", [np.zeros((32, 32, 3), np.uint8)] * 3)
+    (tmp_path / "0.mp4").rename(tmp_path / "0")
+    monkeypatch.chdir(tmp_path)
+    source = FrameSource("0")
+    try:
+        assert not source.live and source.file == Path("0")
+        assert len(list(source)) == 3
+    finally:
+        source.close()
