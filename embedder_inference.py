@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped {len(collected.without_face)} photo(s) or frame(s) without a face")
     for line in collected.too_small:
         print(f"  {line}")
+    for line in collected.other_person:
+        print(f"left out: {line}")
     if collected.unreadable:
         print(f"skipped unreadable: {', '.join(collected.unreadable)}")
     person.save(args.out)

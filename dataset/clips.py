@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from dataset.face import CropSettings, FaceBox, crop_face, face_box
+from dataset.identity import PersonSplit, main_person
 from dataset.landmarks import LandmarkDetector
+from dataset.shots import ShotBoundaries
 from dataset.stabilizer import mean_box, window_boxes
 from dataset.store import record_key
-from dataset.video import VIDEO_SUFFIXES, read_frames
+from dataset.video import VIDEO_SUFFIXES, decode
 from params.config import Config
 from utils.images import encode_jpeg
 
@@ -111,6 +113,39 @@ class CroppedFrame:
     clip: int
     frame: int
     descriptor: np.ndarray | None
+    shot: int = 0  # the camera shot within the clip (dataset/shots.py)
+
+
+def keep_main_person(
+    frames: list[CroppedFrame], threshold: float
+) -> tuple[list[CroppedFrame], PersonSplit]:
+    """The frames of the clip's main person (dataset/identity.py: main_person), and the split
+    that says what was dropped (indices into frames). Frames need their descriptors."""
+    split = main_person(
+        np.stack([f.descriptor for f in frames]) if frames else np.zeros((0, 128)),
+        np.array([(f.clip, f.shot) for f in frames]),
+        threshold,
+    )
+    return [frames[i] for i in split.keep], split
+
+
+def describe_dropped(
+    split: PersonSplit, frames: list[CroppedFrame], clip_names: list[str]
+) -> list[str]:
+    """One line per dropped shot or stray frame, "CLIP: frames A-B (...) show ...: why"."""
+    lines = []
+    for shot in split.other_shots:
+        numbers = [frames[i].frame for i in shot.frames]
+        lines.append(
+            f"{clip_names[shot.segment[0]]}: frames {min(numbers)}-{max(numbers)} (shot "
+            f"{shot.segment[1] + 1}, {len(numbers)} sampled) show another person: "
+            f"{shot.distance:.2f} from the main person's mean descriptor, more than "
+            f"{shot.limit:.2f} (the shots' spread)"
+        )
+    for i in split.stray_frames:
+        clip = clip_names[frames[i].clip]
+        lines.append(f"{clip}: frame {frames[i].frame} shows another face than the main person")
+    return lines
 
 
 def window_frames(wanted: list[int], radius: int, length: int) -> list[int]:
@@ -136,6 +171,9 @@ def crop_clip(
 ) -> list[CroppedFrame]:
     """Track the face through the windows around the wanted frames and crop those frames.
 
+    Shot boundaries are found on the way (every frame up to the last wanted one is seen), and
+    each cropped frame says which shot it belongs to, for ``dataset.identity.main_person``.
+
     Each wanted frame is cropped with the mean box of its window (stabilizer_radius frames on
     each side, same face track): detector noise averages out, head motion stays. The tracker
     starts afresh at each run of consecutive frames. Frames are
@@ -156,7 +194,9 @@ def crop_clip(
         cropped.append(CroppedFrame(jpeg, crop_points, matrix, clip, index, descriptor))
 
     previous = None
-    for index, frame in read_frames(path, window_frames(wanted, radius, length)):
+    shots = ShotBoundaries()
+    for decoded in decode(path, window_frames(wanted, radius, length), preview=shots):
+        index, frame = decoded.index, decoded.image
         if previous is None or index != previous + 1:
             detector.reset()  # no tracking across skipped frames: a new window starts afresh
         previous = index
@@ -169,4 +209,6 @@ def crop_clip(
             finish(*pending.pop(0))
     for item in pending:
         finish(*item)
+    for item in cropped:
+        item.shot = shots.shot_of(item.frame)
     return cropped

@@ -32,11 +32,13 @@ from dataset.clips import (
     PreprocessOptions,
     VideoSource,
     crop_clip,
+    describe_dropped,
     discover_videos,
+    keep_main_person,
     sample_positions,
 )
 from dataset.face import CropSettings
-from dataset.identity import dominant_person, load_describer
+from dataset.identity import load_describer
 from dataset.landmarks import BACKENDS, LandmarkDetector, detector_from_config
 from dataset.store import (
     SKIPPED_DIR,
@@ -59,6 +61,7 @@ SKIP_TOO_FEW_FACES = "too_few_faces"
 SKIP_TOO_FEW_SAME_PERSON = "too_few_same_person"
 SKIP_ERROR = "error"
 CLIP_UNREADABLE = "clip_unreadable"  # one clip of a video that gave a record all the same
+OTHER_PERSON = "other_person_dropped"  # frames of a record's video that show someone else
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Outcome:
     reason: str | None  # None: a record was written
     detail: str = ""
     other_person_frames: int = 0  # frames dropped by the identity check
+    other_person: tuple[str, ...] = ()  # "CLIP: frames A-B ... show another person: why"
     unreadable_clips: tuple[tuple[str, str], ...] = ()  # (clip file name, why)
 
 
@@ -109,11 +113,11 @@ def build_record(
     options: PreprocessOptions,
     detector: LandmarkDetector,
     describe: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
-) -> tuple[VideoRecord, int, dict[int, str]]:
+) -> tuple[VideoRecord, int, list[str], dict[int, str]]:
     """Sample, detect, crop, check identity and encode one video's frames; raises SkipVideo.
 
-    Returns the record, the number of frames dropped as another person, and the clips that
-    could not be read (index -> why).
+    Returns the record, the number of frames dropped as another person, a line per dropped
+    shot or frame saying why, and the clips that could not be read (index -> why).
     """
     lengths, failed = _clip_lengths(source)
     if sum(lengths) < options.min_face_frames:
@@ -132,17 +136,18 @@ def build_record(
     if len(frames) < options.min_face_frames:
         detail = f"{len(frames)} frames with a face < {options.min_face_frames}"
         raise SkipVideo(SKIP_TOO_FEW_FACES, detail)
-    dropped = 0
+    dropped: list[str] = []
+    sampled = len(frames)
     if describe is not None:
-        keep = dominant_person(np.stack([f.descriptor for f in frames]), options.identity_threshold)
-        dropped = len(frames) - len(keep)
-        if len(keep) < options.min_face_frames:
+        kept, split = keep_main_person(frames, options.identity_threshold)
+        dropped = describe_dropped(split, frames, [clip.name for clip in source.clips])
+        if len(kept) < options.min_face_frames:
             detail = (
-                f"{len(keep)} of {len(frames)} frames show the most frequent person "
+                f"{len(kept)} of {len(frames)} frames show the main person "
                 f"< {options.min_face_frames}"
             )
             raise SkipVideo(SKIP_TOO_FEW_SAME_PERSON, detail)
-        frames = [frames[i] for i in keep]
+        frames = kept
     record = VideoRecord(
         identity=source.identity,
         video=source.video,
@@ -153,7 +158,7 @@ def build_record(
         clip_indices=np.array([f.clip for f in frames]),
         frame_indices=np.array([f.frame for f in frames]),
     )
-    return record, dropped, failed
+    return record, sampled - len(frames), dropped, failed
 
 
 def process_video(
@@ -164,7 +169,7 @@ def process_video(
 ) -> Outcome:
     """Write one record; any failure of this one video becomes a skip, never a lost run."""
     try:
-        record, dropped, failed = build_record(source, options, detector, describe)
+        record, count, dropped, failed = build_record(source, options, detector, describe)
         write_record(options.store, record)
     except SkipVideo as skip:
         return Outcome(source.key, skip.reason, skip.detail)
@@ -172,7 +177,7 @@ def process_video(
         last = traceback.format_exception_only(error)[-1].strip()
         return Outcome(source.key, SKIP_ERROR, last)
     clips = tuple((source.clips[index].name, why) for index, why in sorted(failed.items()))
-    return Outcome(source.key, None, other_person_frames=dropped, unreadable_clips=clips)
+    return Outcome(source.key, None, "", count, tuple(dropped), clips)
 
 
 @dataclass
@@ -319,6 +324,8 @@ def preprocess(
             for clip, why in outcome.unreadable_clips:
                 summary.unreadable_clips += 1
                 log(f"{outcome.key}/{clip}", CLIP_UNREADABLE, why)
+            for line in outcome.other_person:
+                log(f"{outcome.key}/{line.split(':')[0]}", OTHER_PERSON, line)
             if outcome.reason is None:
                 summary.done += 1
                 summary.other_person_frames += outcome.other_person_frames

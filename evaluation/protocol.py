@@ -12,6 +12,7 @@ written at once, so a stopped evaluation continues where it was.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dataset.clips import PreprocessOptions, crop_clip, discover_videos, sample_positions
+from dataset.clips import (
+    PreprocessOptions,
+    crop_clip,
+    describe_dropped,
+    discover_videos,
+    keep_main_person,
+    sample_positions,
+)
 from dataset.face import draw_landmarks
+from dataset.identity import load_describer
 from dataset.landmarks import detector_from_config, make_detector
 from dataset.store import SETTINGS_NAME, read_manifest, read_record, read_settings, split_of
 from dataset.value_range import image_to_tensor, tensor_to_image
@@ -40,6 +49,7 @@ from runtime.precision import Precision
 from utils.files import atomic_write_bytes
 from utils.images import decode_jpeg, save_image
 
+log = logging.getLogger(__name__)
 MODES = ("feed-forward", "fine-tuned")
 
 
@@ -69,6 +79,7 @@ def folder_videos(folder: Path, config: Config, count: int) -> list[VideoFrames]
     """count frames of each video of a folder, cropped with the stabiliser as in training."""
     options = PreprocessOptions.from_config(config, folder)
     detector = detector_from_config(config)
+    describe = load_describer() if config.data.identity_check else None
     videos = []
     for source in discover_videos(folder):
         path = source.clips[0]
@@ -77,7 +88,12 @@ def folder_videos(folder: Path, config: Config, count: int) -> list[VideoFrames]
         except VideoReadError:
             continue
         wanted = [frame for _, frame in sample_positions([length], count)]
-        cropped = crop_clip(path, 0, wanted, length, options, detector, describe=None)
+        cropped = crop_clip(path, 0, wanted, length, options, detector, describe)
+        if describe is not None:
+            kept, split = keep_main_person(cropped, options.identity_threshold)
+            for line in describe_dropped(split, cropped, [path.name]):
+                log.warning("%s: left out %s", source.key, line)
+            cropped = kept
         frames = [decode_jpeg(c.jpeg) for c in cropped]
         if len(frames) >= 2:
             videos.append(VideoFrames(source.key, frames, np.stack([c.landmarks for c in cropped])))

@@ -121,8 +121,9 @@ class DataConfig:
     switch_face_ratio: float = 1.4
     fan_min_confidence: float = 0.2
     cut_threshold: float = 0.15
-    # One person per record (dataset/identity.py): frames whose dlib face descriptor is farther
-    # than identity_threshold from the record's dominant person are dropped.
+    # One person per record (dataset/identity.py): shots are grouped into people by their mean
+    # dlib face descriptors, the main person is kept, and within it frames farther than
+    # identity_threshold from the person seen most are dropped.
     identity_check: bool = True
     identity_threshold: float = 0.6
     # JPEG quality of the frames in the store (OpenCV scale, 0-100).

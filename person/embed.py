@@ -19,8 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.clips import PreprocessOptions, crop_clip, sample_positions
+from dataset.clips import (
+    PreprocessOptions,
+    crop_clip,
+    describe_dropped,
+    keep_main_person,
+    sample_positions,
+)
 from dataset.face import crop_face
+from dataset.identity import load_describer
 from dataset.landmarks import LandmarkDetector, detector_from_config
 from dataset.video import VIDEO_SUFFIXES, VideoReadError, frame_count
 from models.meta_model import MetaModel
@@ -41,6 +48,7 @@ class Collected:
     candidates: list[Candidate] = field(default_factory=list)
     without_face: list[str] = field(default_factory=list)  # photos or frames skipped
     too_small: list[str] = field(default_factory=list)  # "PATH: the face is too small (...)"
+    other_person: list[str] = field(default_factory=list)  # "PATH: frames A-B ... another person"
     unreadable: list[str] = field(default_factory=list)
     several_faces: list[str] = field(default_factory=list)
 
@@ -110,12 +118,17 @@ def _collect_video(
         wanted = [
             frame for _, frame in sample_positions([length], config.person.candidates_per_video)
         ]
-        cropped = crop_clip(path, 0, wanted, length, options, detector, describe=None)
+        describe = load_describer() if config.data.identity_check else None
+        cropped = crop_clip(path, 0, wanted, length, options, detector, describe)
     except VideoReadError:
         out.unreadable.append(str(path))
         return
     found = {frame.frame for frame in cropped}
     out.without_face += [f"{path}#{frame}" for frame in wanted if frame not in found]
+    if describe is not None:
+        kept, split = keep_main_person(cropped, options.identity_threshold)
+        out.other_person += describe_dropped(split, cropped, [str(path)])
+        cropped = kept
     for frame in cropped:
         image = decode_jpeg(frame.jpeg)
         out.candidates.append(Candidate(image, frame.landmarks, f"{path}#{frame.frame}"))

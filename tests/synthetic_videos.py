@@ -78,9 +78,9 @@ def make_tree(root: Path, frames_per_clip: int = 10) -> SyntheticTree:
     # A third clip of the astronaut's video is damaged: the video still gives a record.
     random_bytes = np.random.default_rng(0).bytes(20_000)
     (root / "id00001" / "vidAstro01" / "00003.mp4").write_bytes(random_bytes)
-    # A shot cut from the astronaut (4 frames) to Grace Hopper (8 frames) in one clip.
-    astronaut, astronaut_truth = moving_clip(*stills["astronaut"], 0, 4)
-    hopper, hopper_truth = moving_clip(*stills["grace_hopper"], 4, 8)
+    # A shot cut from the astronaut (16 frames) to Grace Hopper (24 frames) in one clip.
+    astronaut, astronaut_truth = moving_clip(*stills["astronaut"], 0, 16)
+    hopper, hopper_truth = moving_clip(*stills["grace_hopper"], 16, 24)
     write_video(root / "id00006" / "vidCut" / "00001.mp4", astronaut + hopper)
     truth[("id00006/vidCut", "00001.mp4")] = np.concatenate([astronaut_truth, hopper_truth])
     broken = root / "id00003" / "vidBroken" / "00001.mp4"
@@ -104,7 +104,7 @@ def make_tree(root: Path, frames_per_clip: int = 10) -> SyntheticTree:
             "id00007/vidPhoto": "unreadable",
         },
         unreadable_clips=["id00001/vidAstro01/00003.mp4"],
-        other_person={"id00006/vidCut": list(range(4))},
+        other_person={"id00006/vidCut": list(range(16))},
     )
 
 

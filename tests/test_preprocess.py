@@ -40,7 +40,8 @@ def test_good_videos_give_records_and_bad_ones_are_skipped_with_reasons(built):
     assert built.summary.skipped == collections.Counter(built.tree.skipped.values())
     assert [entry.key for entry in read_manifest(built.store)] == sorted(built.tree.good)
     clips = dict.fromkeys(built.tree.unreadable_clips, "clip_unreadable")
-    assert read_skipped(built.store) == {**built.tree.skipped, **clips}
+    others = {f"{key}/00001.mp4": "other_person_dropped" for key in built.tree.other_person}
+    assert read_skipped(built.store) == {**built.tree.skipped, **clips, **others}
     assert built.summary.unreadable_clips == len(clips)
     # The photo renamed to .mp4 is called what it is, not a too-short video.
     assert (
@@ -53,8 +54,10 @@ def test_a_cut_to_another_person_keeps_only_the_person_seen_most(built):
         record = read_record(record_path(built.store, *key.split("/")))
         kept = record.frame_indices.tolist()
         assert kept and not set(kept) & set(others), kept
-    # 6 frames sampled from the 12 of the cut video: 0 and 2 show the astronaut.
+    # 6 frames sampled from the 40 of the cut video: 0 and 8 show the astronaut.
     assert built.summary.other_person_frames == 2
+    listed = (built.store / "skipped" / "shard-0-of-1.tsv").read_text()
+    assert "00001.mp4: frames 0-8 (shot 1, 2 sampled) show another person: " in listed
 
 
 def test_the_person_seen_most_needs_enough_frames(tmp_path):
