@@ -23,6 +23,7 @@ from metrics.fid import Fid
 from models.meta_model import MetaModelError, load_meta_model
 from params.config import ConfigError
 from runtime.cli import add_run_arguments, run_settings, user_error
+from utils.signals import report_stop, sigterm_as_ctrl_c
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,9 +45,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"no video to evaluate in {args.data} (a store's validation split is used)"
             )
         tools, unavailable = metric_tools(config)
-        per_video = run_protocol(
-            meta, videos, config, args.out, precision, tools, not args.no_progress
-        )
+        with sigterm_as_ctrl_c():
+            per_video = run_protocol(
+                meta, videos, config, args.out, precision, tools, not args.no_progress
+            )
         table = aggregate(
             per_video,
             args.out,
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         picture = grid(args.out, sorted(per_video), max(config.eval.shots), args.out / "grid.png")
     except (MetaModelError, ConfigError, StoreError, PerceptualWeightsError) as error:
         return user_error(error)
+    except KeyboardInterrupt:
+        return report_stop("run the same command again: finished videos are kept")
     print(md_path.read_text())
     print(f"wrote {json_path}, {md_path}, {picture}")
     return 0

@@ -21,6 +21,7 @@ from models.person_model import PersonModelError, load_person_model
 from params.config import ConfigError
 from person.finetune import FineTuneError, fine_tune
 from runtime.cli import add_run_arguments, refuse_to_overwrite, run_settings, user_error
+from utils.signals import report_stop, sigterm_as_ctrl_c
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.model} ({meta.identity}): embed the person again with this model"
             )
         run = run_settings(meta.config, args)
-        tuned = fine_tune(
-            meta, person, run.config, args.out, run.precision, args.resume, not args.no_progress
-        )
+        with sigterm_as_ctrl_c():
+            tuned = fine_tune(
+                meta, person, run.config, args.out, run.precision, args.resume, not args.no_progress
+            )
     except (
         MetaModelError,
         PersonModelError,
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         PerceptualWeightsError,
     ) as error:
         return user_error(error)
+    except KeyboardInterrupt:
+        return report_stop("continue from the last saved step: the same command with --resume")
     print(f"wrote {args.out} ({tuned.kind}, {len(tuned.frames)} frames)")
     return 0
 

@@ -22,6 +22,7 @@ from params.config import PARAMS_DIR, ConfigError, add_config_arguments, config_
 from training.checkpoint import CheckpointError
 from training.loop import RunFolderError, train
 from training.monitor import TrainingCollapsed
+from utils.signals import STOPPED, report_stop, sigterm_as_ctrl_c
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         if args.data is not None:
             config.data.store = str(args.data)
-        meta = train(config, args.out, args.resume, progress_bar=not args.no_progress)
+        with sigterm_as_ctrl_c():
+            meta = train(config, args.out, args.resume, progress_bar=not args.no_progress)
     except (
         ConfigError,
         StoreError,
@@ -57,12 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # one process: the loop saved the last finished step
-        if os.environ.get("RANK", "0") == "0":
-            print(
-                f"stopped; continue with: python train.py --out {args.out} --resume",
-                file=sys.stderr,
-            )
-        return 130
+        if os.environ.get("RANK", "0") != "0":
+            return STOPPED
+        return report_stop(f"continue with: python train.py --out {args.out} --resume")
     print(f"done: {meta}")
     return 0
 

@@ -26,6 +26,7 @@ from models.person_model import PersonModelError, load_person_model
 from params.config import ConfigError
 from runtime.cli import add_run_arguments, refuse_to_overwrite, run_settings, user_error
 from runtime.precision import PRECISIONS
+from utils.signals import sigterm_as_ctrl_c
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         sinks = open_sinks(args.output, args.virtual_camera, shape, source.fps, source.file)
         driver = Driver.from_config(person, run.config, renderer, args.retarget, source.fps)
         window = None if args.no_window else WindowSink()
-        summary = drive(source, driver, sinks, window, args.side_by_side)
+        with sigterm_as_ctrl_c():
+            summary = drive(source, driver, sinks, window, args.side_by_side)
     except errors as error:
         return user_error(error)
     finally:

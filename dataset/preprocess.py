@@ -54,6 +54,7 @@ from dataset.store import (
 )
 from dataset.video import VideoReadError, frame_count
 from params.config import Config, ConfigError, add_config_arguments, config_from_args
+from utils.signals import report_stop, sigterm_as_ctrl_c
 
 SKIP_UNREADABLE = "unreadable"
 SKIP_TOO_SHORT = "too_short"
@@ -384,10 +385,13 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         _options_into_config(args, config)
-        summary = preprocess(args.src, args.dst, config, args.workers, args.shard)
+        with sigterm_as_ctrl_c():
+            summary = preprocess(args.src, args.dst, config, args.workers, args.shard)
     except (PreprocessError, StoreError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return report_stop("run the same command again: finished records are kept")
     print(summary.report())
     if summary.skipped or summary.unreadable_clips:
         print(f"skipped videos and clips, with reasons: {_skipped_file(args.dst, args.shard)}")

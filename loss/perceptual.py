@@ -25,6 +25,7 @@ from loss.vggface import (
     vgg_features,
 )
 from params.config import LossConfig
+from utils.files import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,7 @@ def load_vgg19_features(path: str | Path | None) -> nn.Sequential:
     """torchvision VGG19 ImageNet `features`, from a file or torchvision's cache."""
     features = vgg_features(19)
     if path is not None:
-        if not Path(path).is_file():
-            raise PerceptualWeightsError(f"loss.vgg19_weights: no such file: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights(path, "loss.vgg19_weights", PerceptualWeightsError)
     else:
         try:  # torchvision's cache, downloaded there when online
             state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)

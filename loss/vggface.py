@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
+from utils.files import load_weights
+
 # Positions of the 13 convolutions in VGG16's `features` and of the 3 linear layers
 # (fc6, fc7, fc8) in its `classifier`.
 VGGFACE_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
@@ -81,7 +83,7 @@ def load_vggface_features(path: str | Path | None, input_order: str | None = Non
             f"loss.vggface_weights: no such file: {path} "
             "(make it with `python -m loss.convert_vggface`)"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights(path, "loss.vggface_weights", PerceptualWeightsError)
     features = vgg_features(16)
     try:
         features.load_state_dict(_features_state(state))

@@ -14,3 +14,7 @@ class Unavailable:
     """A metric that could not be computed, and why (shown in the report instead of a number)."""
 
     reason: str
+
+
+class WeightsError(RuntimeError):
+    """A metric's weight file that is missing, damaged or not plain weights."""

@@ -8,13 +8,15 @@ random one: FID's arithmetic does not depend on which features it compares).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from metrics import Unavailable
+from metrics import Unavailable, WeightsError
+from utils.files import load_weights
 
 
 class Fid:
@@ -24,9 +26,15 @@ class Fid:
         if feature is not None:
             self.metric = FrechetInceptionDistance(feature=feature, normalize=True)
         else:
-            self.metric = FrechetInceptionDistance(
-                feature=2048, normalize=True, feature_extractor_weights_path=str(weights)
-            )
+            # torch-fidelity unpickles the file with weights_only=False, which would run any
+            # code a pickle holds: it gets a private copy of the tensors we loaded safely.
+            state = load_weights(weights, "eval.fid_inception_weights", WeightsError)
+            with tempfile.TemporaryDirectory() as folder:
+                checked = Path(folder) / "inception.pth"
+                torch.save(state, checked)
+                self.metric = FrechetInceptionDistance(
+                    feature=2048, normalize=True, feature_extractor_weights_path=str(checked)
+                )
         self.count = 0
 
     @classmethod
@@ -36,10 +44,10 @@ class Fid:
                 "no Inception weights: pass --set eval.fid_inception_weights="
                 "pt_inception-2015-12-05-6726825d.pth (torch-fidelity's FID Inception file)"
             )
-        if not Path(path).is_file():
-            return Unavailable(f"eval.fid_inception_weights: no such file: {path}")
         try:
             return cls(weights=path)
+        except WeightsError as error:
+            return Unavailable(str(error))
         except Exception as error:  # torch-fidelity raises various errors for a wrong file
             return Unavailable(f"{path} does not load as FID's Inception ({error})")
 

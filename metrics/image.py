@@ -15,7 +15,8 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
-from metrics import Unavailable
+from metrics import Unavailable, WeightsError
+from utils.files import load_weights
 
 
 def psnr(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -46,7 +47,7 @@ class Lpips:
         self.model = _NoTrainLpips(net="alex", pnet_rand=True).eval()
         if random_backbone:  # tests: the plumbing with a random network
             return
-        state = torch.load(alexnet_weights, map_location="cpu", weights_only=True)
+        state = load_weights(alexnet_weights, "eval.lpips_alexnet_weights", WeightsError)
         slices = [getattr(self.model.net, f"slice{i}") for i in range(1, 6)]
         for block in slices:
             for name, module in block.named_children():
@@ -61,11 +62,11 @@ class Lpips:
                 "no AlexNet weights: pass --set eval.lpips_alexnet_weights=alexnet-owt-7be5be79.pth"
                 " (torchvision's ImageNet AlexNet file)"
             )
-        if not Path(path).is_file():
-            return Unavailable(f"eval.lpips_alexnet_weights: no such file: {path}")
         try:
             return cls(path)
-        except (KeyError, RuntimeError) as error:
+        except WeightsError as error:
+            return Unavailable(str(error))
+        except (KeyError, RuntimeError, TypeError) as error:
             return Unavailable(f"{path} is not torchvision's AlexNet state dict ({error})")
 
     @torch.no_grad()

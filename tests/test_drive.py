@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -19,6 +21,7 @@ from dataset.landmarks import make_detector
 from dataset.synthetic import face_pictures, moving_clip, write_video
 from dataset.video import decode
 from embedder_inference import main as embed_main
+from live.drive import Driver
 from live.retarget import Retargeter
 from live.sinks import VideoFileSink
 from params.config import PARAMS_DIR, load_config
@@ -211,6 +214,28 @@ def test_live_driving_crops_through_the_stabiliser(monkeypatch):
     moved = np.abs(np.diff(np.stack(used[10:]), axis=0)).mean()
     raw = np.abs(np.diff(np.stack(per_frame[10:]), axis=0)).mean()
     assert moved < 0.3 * raw
+
+
+def test_sigterm_keeps_what_was_driven_as_a_playable_mp4(
+    person_and_driver, tmp_path, monkeypatch, capsys
+):
+    """kill (SIGTERM) at frame 6 of 12: before, an unplayable temp file and no mp4."""
+    person, driver = person_and_driver
+    original, calls = Driver.__call__, []
+
+    def killed_at_frame_6(self, frame):
+        calls.append(1)
+        if len(calls) == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, frame)
+
+    monkeypatch.setattr(Driver, "__call__", killed_at_frame_6)
+    out = tmp_path / "driven.mp4"
+    command = ["--model", str(person), "--source", str(driver), "--output", str(out)]
+    assert drive_main([*command, "--no-window"]) == 0
+    assert "interrupted" in capsys.readouterr().out
+    assert 5 <= len(list(decode(out))) < 12
+    assert not list(tmp_path.glob(".*tmp*"))
 
 
 def test_sound_that_mp4_cannot_hold_is_reencoded(tmp_path):

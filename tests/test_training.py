@@ -7,6 +7,7 @@ import shutil
 import signal
 from pathlib import Path
 
+import filelock
 import pytest
 import torch
 from synthetic_videos import BuiltStore, built_store
@@ -79,13 +80,35 @@ def test_a_run_folder_is_never_overwritten_and_resume_needs_a_checkpoint(built, 
     (run / "notes.txt").write_text("mine")
     with pytest.raises(RunFolderError, match="pass --resume"):
         train(tiny(built, 1), run, progress_bar=False)
-    with pytest.raises(RunFolderError, match="no checkpoint"):
+    with pytest.raises(RunFolderError, match="not a run folder"):
         train(tiny(built, 1), run, resume=True, progress_bar=False)
     assert [p.name for p in run.iterdir()] == ["notes.txt"]
     assert (
         train_main(["--config", "params/tiny.yaml", "--data", str(built.store), "--out", str(run)])
         == 2
     )
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(built, tmp_path):
+    """Killed before any checkpoint (config and logs written, no checkpoint): before, neither
+    --resume ("no checkpoint") nor a new start ("pass --resume") worked."""
+    run = tmp_path / "run"
+    start = ["--config", "params/tiny.yaml", "--data", str(built.store), "--out", str(run)]
+    assert train_main([*start, "--set", "train.steps=1", "--no-progress"]) == 0
+    shutil.rmtree(run / "checkpoints")  # as if killed before the first one was written
+    (run / "meta.pt").unlink()
+    assert train_main(["--out", str(run), "--resume", "--no-progress"]) == 0
+    assert newest(run)["step"] == 1
+
+
+def test_a_second_process_on_one_run_folder_is_refused(built, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    with filelock.FileLock(run / ".train.lock"):  # another process is training there
+        start = ["--config", "params/tiny.yaml", "--data", str(built.store), "--out", str(run)]
+        assert train_main([*start, "--set", "train.steps=1", "--no-progress"]) == 2
+    assert "in use by another training process" in capsys.readouterr().err
+    assert not list_checkpoints(run)
 
 
 def test_resume_from_the_command_line_needs_only_the_run_folder(built, tmp_path, capsys):
@@ -210,10 +233,13 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(built, tmp_path, m
     assert [p.name for p in list_checkpoints(run)] == ["step-000000002.pt"]
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(
-    built, tmp_path, monkeypatch, capsys
+    built, tmp_path, monkeypatch, capsys, signum
 ):
-    """Ctrl-C in the middle of step 3: step 3 is finished and saved; resuming to 5 = 5 at once."""
+    """Ctrl-C (or SIGTERM, what kill, Slurm and docker stop send; before: killed without a
+    checkpoint) in the middle of step 3: step 3 is finished and saved; resuming to 5 = 5 at
+    once."""
     straight, run = tmp_path / "straight", tmp_path / "run"
     train(tiny(built, 5), straight, progress_bar=False)
     import runtime.adversarial_update as update
@@ -223,7 +249,7 @@ def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(
     def ctrl_c_in_step_3(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(update, "match_term", ctrl_c_in_step_3)

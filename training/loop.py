@@ -9,11 +9,14 @@ and at the end meta.pt (the meta-model export the person scripts read).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import filelock
 import torch
 from tqdm import tqdm
 
@@ -50,14 +53,24 @@ class Progress:
     episodes_seen: int = 0
 
 
+LOCK_NAME = ".train.lock"  # held by the process that trains in a run folder
+
+
 def prepare_run_folder(run_dir: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from (None: a fresh run); refuses to overwrite a run."""
+    """The checkpoint to resume from (None: from step 0); refuses to overwrite a run.
+
+    A run stopped before its first checkpoint resumes from step 0 (its folder holds a config
+    and logs, nothing to lose).
+    """
     checkpoints = list_checkpoints(run_dir)
     if resume:
         if not checkpoints:
-            raise RunFolderError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
+            if not (run_dir / "config.yaml").is_file():
+                raise RunFolderError(f"--resume: {run_dir} is not a run folder (no config.yaml)")
+            log.info("no checkpoint in %s yet: starting from step 0", run_dir)
+            return None
         return checkpoints[-1]
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
         raise RunFolderError(
             f"{run_dir} exists and is not empty: pass --resume to continue that run, or choose "
             "another --out (nothing was overwritten)"
@@ -77,9 +90,30 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress_bar: boo
     """Meta-train as config says, in run_dir; returns the meta-model export's path."""
     run = distributed.setup(config.device)
     try:
-        return _train(config, run_dir, resume, run, progress_bar)
+        with _hold(run_dir) if run.is_main else contextlib.nullcontext():
+            return _train(config, run_dir, resume, run, progress_bar)
     finally:
         distributed.teardown(run)
+
+
+@contextlib.contextmanager
+def _hold(run_dir: Path) -> Iterator[None]:
+    """One training process per run folder: a second one (a resume started twice) is refused."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(run_dir / LOCK_NAME)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout as error:
+        raise RunFolderError(
+            f"{run_dir} is in use by another training process (lock {run_dir / LOCK_NAME}); "
+            "wait for it to end or stop it"
+        ) from error
+    try:
+        yield
+    finally:
+        lock.release()
+        with contextlib.suppress(OSError):  # leave the folder as the run made it
+            (run_dir / LOCK_NAME).unlink()
 
 
 def _train(

@@ -1,4 +1,4 @@
-"""Ctrl-C during training: finish the step that is running, save it, then stop.
+"""Ctrl-C (and SIGTERM, utils/signals.py) during training: finish the step, save it, stop.
 
 A KeyboardInterrupt raised in the middle of a step would leave the generator updated and the
 discriminator not, and a checkpoint of that state would not resume exactly. The first Ctrl-C
@@ -40,4 +40,4 @@ class StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        log.info("Ctrl-C: stopping after this step (press again to stop at once, unsaved)")
+        log.info("Ctrl-C or SIGTERM: stopping after this step (again: at once, unsaved)")

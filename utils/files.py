@@ -48,6 +48,26 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda temp: torch.save(obj, temp))
 
 
+def load_weights(path: str | Path, setting: str, error: type[Exception]) -> Any:
+    """A weight file that we did not write (VGG19, VGGFace, AlexNet, Inception), as tensors.
+
+    Loaded with torch.load(weights_only=True): a pickle that would build objects or run code
+    is refused before anything in it runs. Every failure raises `error` naming the setting,
+    the file and the reason: missing, damaged, or not plain weights.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{setting}: no such file: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as cause:  # UnpicklingError (code or objects), zip errors, truncation
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        raise error(
+            f"{setting}: {path} is not a plain weight file, refused unloaded "
+            f"({type(cause).__name__}: {reason})"
+        ) from cause
+
+
 def load_versioned(
     path: str | Path,
     file_format: str,
