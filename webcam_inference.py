@@ -4,9 +4,9 @@
         [--output OUT.mp4] [--virtual-camera] [--no-window] [--side-by-side]
         [--retarget auto|relative|absolute] [--backend torch|onnx] [--compile]
 
-PERSON_MODEL: a person model of either kind (embedder_inference.py, fine_tuning_training.py).
-Window keys: q quit, r recalibrate (take the driver's neutral face again), s side by side,
-l landmarks. Without a display: --no-window with --output and/or --virtual-camera.
+PERSON_MODEL: either kind (embedder_inference.py, fine_tuning_training.py). Keys: q quit, r
+recalibrate, s side by side, l landmarks. --output keeps a driving video's timing and sound;
+without a display use --no-window. SIGTERM stops like Ctrl-C: what was driven is kept.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="person model")
     parser.add_argument("--source", default="0", help="webcam index, video file or image folder")
-    parser.add_argument("--output", type=Path, help="write the result to this mp4")
+    parser.add_argument("--output", type=Path, help="write the result to this video file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     parser.add_argument("--virtual-camera", action="store_true", help="send to a virtual camera")
     parser.add_argument("--no-window", action="store_true", help="no preview window")
@@ -48,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     refuse_to_overwrite(parser, args.output, args.overwrite)
     if args.no_window and args.output is None and not args.virtual_camera:
         parser.error("--no-window needs --output and/or --virtual-camera: the frames go nowhere")
-    sinks, source = [], None
-    errors = (PersonModelError, ConfigError, SinkError, VideoReadError, DetectorUnavailableError)
+    sinks, source, errors = [], None, (PersonModelError, ConfigError, SinkError, VideoReadError)
     try:
         person = load_person_model(args.model)
         run = run_settings(person.config, args)
@@ -62,15 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         driver = Driver.from_config(person, run.config, renderer, args.retarget, source.fps)
         window = None if args.no_window else WindowSink()
         with sigterm_as_ctrl_c():
-            summary = drive(source, driver, sinks, window, args.side_by_side)
-    except errors as error:
+            summary = drive(source, driver, sinks, window, args.side_by_side)  # closes the sinks
+    except (*errors, DetectorUnavailableError) as error:
         return user_error(error)
     finally:
-        for sink in sinks:
-            sink.close()
+        for sink in sinks:  # left open only by an error: no half files
+            sink.discard()
         if source is not None:
             source.close()
-    print(("interrupted; " if summary.interrupted else "") + summary.describe(driver))
+    print(summary.describe(driver))
     if args.output is not None:
         print(f"wrote {args.output}")
     return 0

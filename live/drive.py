@@ -21,6 +21,7 @@ from dataset.face import crop_face, draw_landmarks, face_box
 from dataset.identity import load_describer
 from dataset.landmarks import LandmarkDetector, detector_from_config
 from dataset.stabilizer import BoxStabilizer, StabilizerSettings
+from dataset.video import VideoReadError
 from live.retarget import Retargeter
 from live.sources import Frame
 from models.person_model import PersonModel
@@ -160,20 +161,28 @@ def overlay(image: np.ndarray, fps: float, face: bool) -> np.ndarray:
 class DriveSummary:
     frames: int  # frames driven and written
     seconds: float  # wall time of the loop
-    interrupted: bool  # stopped by Ctrl-C
+    interrupted: bool  # stopped by Ctrl-C or SIGTERM
+    unreadable: list[str] = field(default_factory=list)  # images of a folder source skipped
 
     def describe(self, driver: Driver) -> str:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in driver.times.medians().items())
-        return (
-            f"{self.frames} frames in {self.seconds:.1f} s "
-            f"({self.frames / max(self.seconds, 1e-9):.1f} fps), retargeting "
-            f"{driver.retarget_mode}; median ms per frame: {stages}"
+        rate = f"{self.frames / self.seconds:.1f} fps" if self.seconds >= 0.05 else "fps n/a"
+        text = (
+            f"{'interrupted; ' if self.interrupted else ''}{self.frames} frames in "
+            f"{self.seconds:.1f} s ({rate}), "
+            f"retargeting {driver.retarget_mode}; median ms per frame: {stages}"
         )
+        if self.unreadable:
+            text += f"\nskipped {len(self.unreadable)} unreadable image(s): "
+            text += ", ".join(self.unreadable)
+        return text
 
 
 def drive(source, driver: Driver, sinks: list, window, side_by_side: bool) -> DriveSummary:
     """Every frame of source through driver into every sink and the window (None: no window),
-    until the source ends, the window's q, or Ctrl-C. Sinks are not closed here."""
+    until the source ends, the window's q, or Ctrl-C (SIGTERM). Then the sinks are closed and
+    taken out of the list, a video file getting its name only now; a source that gave no frame
+    raises VideoReadError and leaves the sinks to the caller (to discard)."""
     side, landmarks, frames, interrupted = side_by_side, False, 0, False
     start = time.perf_counter()
     try:
@@ -195,4 +204,9 @@ def drive(source, driver: Driver, sinks: list, window, side_by_side: bool) -> Dr
                 side, landmarks = side ^ (action == "side"), landmarks ^ (action == "landmarks")
     except KeyboardInterrupt:
         interrupted = True
-    return DriveSummary(frames, time.perf_counter() - start, interrupted)
+    seconds = time.perf_counter() - start
+    if frames == 0 and not interrupted:
+        raise VideoReadError(f"no frame could be read from {source.name}")
+    while sinks:
+        sinks.pop(0).close()
+    return DriveSummary(frames, seconds, interrupted, list(source.unreadable))

@@ -8,6 +8,7 @@ for the window then says so instead of crashing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from fractions import Fraction
@@ -17,6 +18,7 @@ import av
 import cv2
 import numpy as np
 
+from dataset.video import VideoReadError, frame_count
 from utils.files import FILE_MODE
 
 KEYS = {
@@ -56,18 +58,28 @@ class WindowSink:
         cv2.destroyWindow(self.title)
 
 
+# Containers the file sink writes, by the output's suffix (FFmpeg muxer names).
+VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
 class VideoFileSink:
-    """An H.264 mp4 written to a temporary name and renamed when complete (never a half file).
+    """An H.264 video written to a temporary name and renamed when complete (never a half file).
 
     Each frame is stamped with its input time (seconds), so the output plays with the input's
     timing, variable frame rates included; without a time, frames are spaced at fps. The audio
-    of audio_from (the driving video) is carried over: copied as it is when mp4 can hold its
-    codec, else re-encoded to AAC. Written with PyAV (FFmpeg's libx264).
+    of audio_from (the driving video) is carried over: copied as it is when the container can
+    hold its codec, else re-encoded to AAC. Written with PyAV (FFmpeg's libx264). Any failure
+    to write (a full disk, a folder without write access) raises SinkError naming the file and
+    the reason, and leaves no temporary file; the finished file is decoded once before it
+    takes its name, so "wrote" is never said of a file without a playable frame.
     """
 
     TIME_BASE = Fraction(1, 90000)  # the MPEG clock: exact for 24, 25, 30, 60 and 29.97 fps
 
     def __init__(self, path: Path, fps: float, audio_from: Path | None = None) -> None:
+        if path.suffix.lower() not in VIDEO_FORMATS:
+            known = ", ".join(VIDEO_FORMATS)
+            raise SinkError(f"--output {path}: not a video file name (use one of {known})")
         self.path, self.fps, self.audio_from = path, fps, audio_from
         self.temp = path.with_name(f".{path.stem}.tmp{path.suffix}")
         self.container: av.container.OutputContainer | None = None
@@ -76,14 +88,22 @@ class VideoFileSink:
         self.frames = 0
         self._last_pts = -1
 
+    def _failed(self, error: Exception) -> SinkError:
+        """Drop the temporary file; the error to raise, naming the output and the reason."""
+        self.discard()
+        reason = getattr(error, "strerror", None) or str(error)
+        return SinkError(f"cannot write {self.path}: {reason}")
+
     def _open(self, width: int, height: int) -> None:
         if width % 2 or height % 2:
             raise SinkError(f"H.264 needs even picture sides, got {width}x{height}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.container = av.open(str(self.temp), "w", format="mp4")
-        except av.FFmpegError as error:
-            raise SinkError(f"cannot write {self.path}: {error}") from error
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.container = av.open(
+                str(self.temp), "w", format=VIDEO_FORMATS[self.path.suffix.lower()]
+            )
+        except (OSError, av.FFmpegError) as error:
+            raise self._failed(error) from error
         rate = Fraction(self.fps).limit_denominator(1001)
         self.stream = self.container.add_stream("libx264", rate=rate)
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
@@ -100,20 +120,42 @@ class VideoFileSink:
         pts = max(round(seconds / self.TIME_BASE), self._last_pts + 1)  # strictly increasing
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame.pts, frame.time_base = pts, self.TIME_BASE
-        self.container.mux(self.stream.encode(frame))
+        try:
+            self.container.mux(self.stream.encode(frame))
+        except (OSError, av.FFmpegError) as error:
+            raise self._failed(error) from error
         self._last_pts = pts
         self.frames += 1
 
     def close(self) -> None:
+        """Finish the file and give it its name; SinkError if it could not be written whole."""
         if self.container is None:
             return
-        self.container.mux(self.stream.encode(None))
+        try:
+            self.container.mux(self.stream.encode(None))
+            if self.audio is not None:
+                end = (self._last_pts + 1) * self.TIME_BASE + Fraction(1) / Fraction(self.fps)
+                self.audio.copy(self.container, float(end))
+            self.container.close()
+            self.container = None
+            written = frame_count(self.temp)
+            if written != self.frames:
+                raise OSError(f"{written} of {self.frames} frames could be read back")
+            os.chmod(self.temp, FILE_MODE)
+            os.replace(self.temp, self.path)
+        except (OSError, av.FFmpegError, VideoReadError) as error:
+            raise self._failed(error) from error
+
+    def discard(self) -> None:
+        """Stop without a file: close what is open and delete the temporary file."""
+        if self.container is not None:
+            with contextlib.suppress(OSError, av.FFmpegError):
+                self.container.close()
+            self.container = None
         if self.audio is not None:
-            end = (self._last_pts + 1) * self.TIME_BASE + Fraction(1) / Fraction(self.fps)
-            self.audio.copy(self.container, float(end))
-        self.container.close()
-        os.chmod(self.temp, FILE_MODE)
-        os.replace(self.temp, self.path)
+            self.audio.source.close()
+            self.audio = None
+        self.temp.unlink(missing_ok=True)
 
 
 # Audio codecs the mp4 container holds as they are; others are re-encoded to AAC.
@@ -192,6 +234,8 @@ class VirtualCameraSink:
 
     def close(self) -> None:
         self.camera.close()
+
+    discard = close
 
 
 def open_sinks(

@@ -47,6 +47,8 @@ class FrameSource:
         self._images: list[Path] | None = None
         self._video: Iterator[VideoFrame] | None = None
         self.file: Path | None = None  # the video file, when the source is one
+        self.unreadable: list[str] = []  # images of a folder that could not be read
+        self.error: Exception | None = None  # what ended the reading early, if anything
         if self.live:
             self._capture = cv2.VideoCapture(int(source))
             if not self._capture.isOpened():
@@ -69,10 +71,14 @@ class FrameSource:
 
     def _read_one(self, index: int, started: float) -> tuple[np.ndarray, float] | None:
         """The next (image, time in seconds), or None at the end."""
+        while self._images:
+            path = self._images.pop(0)
+            try:
+                return read_image(path), index / self.fps
+            except OSError:
+                self.unreadable.append(path.name)  # skipped, counted, said at the end
         if self._images is not None:
-            if not self._images:
-                return None
-            return read_image(self._images.pop(0)), index / self.fps
+            return None
         if self._video is not None:
             frame = next(self._video, None)
             return None if frame is None else (frame.image, frame.time)
@@ -102,6 +108,8 @@ class FrameSource:
                             break
                         except queue.Full:
                             continue
+        except (OSError, VideoReadError) as error:  # said by the reader, not a thread traceback
+            self.error = error
         finally:
             self._put_end()
 
@@ -121,6 +129,8 @@ class FrameSource:
         while True:
             item = self._queue.get()
             if item is _END:
+                if self.error is not None:
+                    raise VideoReadError(f"reading {self.name} failed: {self.error}")
                 return
             yield item
 

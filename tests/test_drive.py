@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -19,13 +20,14 @@ from synthetic_videos import built_store, still_frame
 from dataset.face import face_radius
 from dataset.landmarks import make_detector
 from dataset.synthetic import face_pictures, moving_clip, write_video
-from dataset.video import decode
+from dataset.video import decode, iter_frames
 from embedder_inference import main as embed_main
 from live.drive import Driver
 from live.retarget import Retargeter
 from live.sinks import VideoFileSink
 from params.config import PARAMS_DIR, load_config
 from training.loop import train
+from utils.images import save_image
 from webcam_inference import main as drive_main
 
 pytestmark = pytest.mark.filterwarnings("ignore:loss.random_perceptual_networks")
@@ -255,3 +257,60 @@ def test_sound_that_mp4_cannot_hold_is_reencoded(tmp_path):
     with av.open(str(tmp_path / "out.mp4")) as container:
         assert container.streams.audio[0].codec_context.name == "aac"
     assert audio_seconds(tmp_path / "out.mp4") == pytest.approx(1.0, abs=0.1)
+
+
+def test_outputs_that_cannot_be_written_are_errors_that_leave_nothing(
+    person_and_driver, tmp_path, monkeypatch, capsys
+):
+    """Before: --output x.txt ended in FileNotFoundError on a temp name, and a full disk said
+    "wrote d.mp4" with exit 0 over a file without a playable frame."""
+    person, driver = person_and_driver
+    base = ["--model", str(person), "--source", str(driver), "--no-window", "--output"]
+    assert drive_main([*base, str(tmp_path / "x.txt")]) == 2
+    assert "not a video file name" in capsys.readouterr().err
+
+    real_open = av.open
+
+    class FullDisk:
+        def __init__(self, container):
+            self.container, self.muxed = container, 0
+
+        def mux(self, packets):
+            self.muxed += 1
+            if self.muxed > 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.container.mux(packets)
+
+        def __getattr__(self, name):
+            return getattr(self.container, name)
+
+    def opened(path, mode="r", **kwargs):
+        container = real_open(path, mode, **kwargs)
+        return FullDisk(container) if mode == "w" else container
+
+    monkeypatch.setattr(av, "open", opened)
+    assert drive_main([*base, str(tmp_path / "d.mp4")]) == 2
+    captured = capsys.readouterr()
+    assert "cannot write" in captured.err and "No space left on device" in captured.err
+    assert "wrote" not in captured.out
+    assert list(tmp_path.iterdir()) == []  # no output, no temporary file
+
+
+def test_unreadable_images_of_a_folder_are_skipped_and_counted(person_and_driver, tmp_path, capsys):
+    """Before: a traceback from the reader thread, and an mp4 of 0 frames with exit 0."""
+    person, driver = person_and_driver
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "000.png").write_bytes(b"not a picture")
+    for index, image in enumerate(list(iter_frames(driver))[:3], start=1):
+        save_image(image, folder / f"{index:03d}.png")
+    out = tmp_path / "out.mp4"
+    command = ["--model", str(person), "--source", str(folder), "--no-window", "--output", str(out)]
+    assert drive_main(command) == 0
+    assert "skipped 1 unreadable image(s): 000.png" in capsys.readouterr().out
+    assert len(list(iter_frames(out))) == 3
+    for index in (1, 2, 3):
+        (folder / f"{index:03d}.png").unlink()
+    assert drive_main([*command[:-1], str(tmp_path / "none.mp4")]) == 2
+    assert "no frame could be read" in capsys.readouterr().err
+    assert not (tmp_path / "none.mp4").exists()
