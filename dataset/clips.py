@@ -55,6 +55,7 @@ class PreprocessOptions:
     stabilizer_radius: int
     identity_check: bool
     identity_threshold: float
+    max_image_pixels: int
 
     @classmethod
     def from_config(cls, config: Config, store: Path) -> PreprocessOptions:
@@ -68,6 +69,7 @@ class PreprocessOptions:
             stabilizer_radius=data.stabilizer_radius,
             identity_check=data.identity_check,
             identity_threshold=data.identity_threshold,
+            max_image_pixels=data.max_image_pixels,
         )
 
 

@@ -53,7 +53,7 @@ from dataset.store import (
     write_record,
 )
 from dataset.video import VideoReadError, frame_count
-from params.config import Config, ConfigError, add_config_arguments, config_from_args
+from params.config import Config, ConfigError, add_config_arguments, config_from_args, validate
 from utils.signals import report_stop, sigterm_as_ctrl_c
 
 SKIP_UNREADABLE = "unreadable"
@@ -385,6 +385,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         _options_into_config(args, config)
+        validate(config)
         with sigterm_as_ctrl_c():
             summary = preprocess(args.src, args.dst, config, args.workers, args.shard)
     except (PreprocessError, StoreError, ConfigError) as error:

@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
+from params.limits import problems
 from utils.files import atomic_write_bytes
+from utils.images import MAX_IMAGE_PIXELS
 
 PARAMS_DIR = Path(__file__).resolve().parent
 
@@ -131,6 +133,9 @@ class DataConfig:
     # A video is skipped when fewer sampled frames than this have a face (an episode needs
     # k_shot + 1 distinct frames).
     min_face_frames: int = 9
+    # Images (photos, frames of a folder) larger than this many pixels are refused before they
+    # are decoded: a small file can declare 30000x30000 pixels (5.9 GB decoded).
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     # Fraction of identities (not videos) held out for validation, chosen by a hash of the name.
     validation_fraction: float = 0.02
     # Probability of a horizontal flip per episode (same flip for all K + 1 frames); 0 = off.
@@ -216,6 +221,17 @@ class ConfigError(ValueError):
     """A configuration file or override that does not fit the dataclasses."""
 
 
+def validate(config: Config) -> Config:
+    """Raise ConfigError naming every value out of its range (params/limits.py); returns config.
+
+    Called wherever a config is made; a command that changes fields afterwards calls it again.
+    """
+    found = problems(config)
+    if found:
+        raise ConfigError("; ".join(found))
+    return config
+
+
 def _check_value(value: Any, annotation: Any, key: str) -> Any:
     """Return value converted to annotation's type, or raise ConfigError naming key."""
     origin = typing.get_origin(annotation)
@@ -283,7 +299,7 @@ def load_config_dict(values: dict[str, Any]) -> Config:
     """A config from a nested dict (as saved in checkpoints and model files), checked."""
     config = Config()
     _merge(config, values, "")
-    return config
+    return validate(config)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
@@ -294,10 +310,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         with path.open() as handle:
-            _merge(config, yaml.safe_load(handle) or {}, "")
+            try:
+                values = yaml.safe_load(handle) or {}
+            except yaml.YAMLError as error:
+                raise ConfigError(f"{path} is not valid YAML: {error}") from error
+        _merge(config, values, "")
     for override in overrides or []:
         apply_override(config, override)
-    return config
+    return validate(config)
 
 
 # What a person script may set on top of the meta-model's own config: everything else (sizes,
@@ -317,6 +337,7 @@ RUN_SETTINGS = (
     "data.detector",
     "data.redetect_every",
     "data.min_face_size",
+    "data.max_image_pixels",
     "data.switch_face_ratio",
     "data.fan_min_confidence",
     "data.cut_threshold",
@@ -349,7 +370,7 @@ def with_run_settings(base: Config, path: str | Path | None, overrides: list[str
                 "must be cropped and generated as the model was trained)"
             )
         apply_override(config, override)
-    return config
+    return validate(config)
 
 
 def add_config_arguments(

@@ -90,9 +90,9 @@ def _collect_photo(
     path: Path, options: PreprocessOptions, detector: LandmarkDetector, out: Collected
 ) -> None:
     try:
-        image = read_image(path)
-    except OSError:
-        out.unreadable.append(str(path))
+        image = read_image(path, options.max_image_pixels)
+    except OSError as error:
+        out.unreadable.append(str(error))
         return
     points = detector.detect(image)
     if points is None:

@@ -79,3 +79,56 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             resolve_device("cuda:0")
+
+
+@pytest.mark.parametrize(
+    ("override", "allowed"),
+    [
+        ("train.checkpoint_every=0", ">= 1"),  # before: a division by zero after step 1
+        ("model.image_size=100", "a power of two"),  # before: fails only in training
+        ("model.image_size=-64", "a power of two"),  # before: a store of 1x1 crops, "done"
+        ("optim.lr_generator=-0.5", "> 0"),
+        ("data.jpeg_quality=1000", "between 1 and 100"),
+        ("train.steps=0", ">= 1"),  # before: a folder that blocked a rerun
+        ("eval.holdout_frames=0", ">= 1"),  # before: "no video to evaluate"
+        ("data.face_width=1.5", "strictly between 0 and 1"),
+        ("train.precision=fp8", "one of"),
+        ("device=gpu", "'cuda:N'"),
+    ],
+)
+def test_values_out_of_range_are_refused_with_key_value_and_range(override, allowed):
+    key, value = override.split("=")
+    with pytest.raises(ConfigError) as raised:
+        load_config(PARAMS_DIR / "tiny.yaml", [override])
+    message = str(raised.value)
+    assert message.startswith(f"{key}: ") and value in message and allowed in message
+
+
+def test_every_shipped_config_is_in_range():
+    for path in sorted(PARAMS_DIR.glob("*.yaml")):
+        load_config(path)  # raises if not
+
+
+def test_relations_between_fields_are_checked():
+    with pytest.raises(ConfigError, match="finetune.epochs=0, finetune.steps=0"):
+        load_config(None, ["finetune.epochs=0"])
+
+
+def test_a_yaml_syntax_error_names_the_file(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train:\n  steps: [1,\n")
+    with pytest.raises(ConfigError, match="broken.yaml is not valid YAML"):
+        load_config(broken)
+
+
+def test_preprocessing_refuses_a_crop_size_out_of_range(tmp_path, capsys):
+    from dataset.preprocess import main as preprocess_main
+
+    (tmp_path / "videos").mkdir()
+    store = tmp_path / "store"
+    assert (
+        preprocess_main(["--src", str(tmp_path / "videos"), "--dst", str(store), "--size", "0"])
+        == 2
+    )
+    assert "model.image_size: 0 is out of range" in capsys.readouterr().err
+    assert not store.exists()

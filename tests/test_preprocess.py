@@ -201,8 +201,8 @@ def test_other_settings_on_an_existing_store_are_refused(built, tmp_path, capsys
     shutil.copytree(built.store, store)
     before = sorted(p.name for p in store.rglob("*"))
     command = ["--src", str(built.tree.root), "--dst", str(store), "--workers", "0"]
-    assert main([*command, "--size", "96"]) == 2
-    assert "image_size: store has 64, run asks 96" in capsys.readouterr().err
+    assert main([*command, "--size", "128"]) == 2
+    assert "image_size: store has 64, run asks 128" in capsys.readouterr().err
     assert sorted(p.name for p in store.rglob("*")) == before
 
 

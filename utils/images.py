@@ -29,8 +29,32 @@ def save_image(image: np.ndarray, path: str | Path) -> None:
     atomic_write(path, write)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file as RGB uint8; a clear error for a missing or unreadable file."""
+MAX_IMAGE_PIXELS = 200_000_000  # data.max_image_pixels: 14000x14000, a 200 MP phone photo
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) that an image file declares, read from its header (Pillow), undecoded."""
+    Image.MAX_IMAGE_PIXELS = None  # the caller sets the limit; Pillow would only warn or raise
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise OSError(f"cannot read image {path}: {error}") from error
+
+
+def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """An image file as RGB uint8; a clear OSError for a missing, unreadable or too large file.
+
+    The size the file declares is checked against max_pixels before anything is decoded: a
+    109 KB PNG can declare 30000x30000 pixels (19 s and 5.9 GB to decode).
+    """
+    if Path(path).is_file():
+        width, height = image_size(path)
+        if width * height > max_pixels:
+            raise OSError(
+                f"image {path} is {width}x{height} = {width * height / 1e6:.0f} MP, more than "
+                f"data.max_image_pixels ({max_pixels / 1e6:.0f} MP)"
+            )
     data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
     if image is None:
