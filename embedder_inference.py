@@ -30,13 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_run_arguments(parser)
     args = parser.parse_args(argv)
-    refuse_to_overwrite(parser, args.out, args.overwrite)
+    refuse_to_overwrite(parser, args.out, args.overwrite, [args.model, *args.inputs])
     start = time.perf_counter()
     try:
         meta = load_meta_model(args.model)
         run = run_settings(meta.config, args)
         person, collected = embed_person(meta.to(run.device), args.inputs, run.config)
-    except (MetaModelError, ConfigError, NoFaceError) as error:
+        person.save(args.out)
+    except (MetaModelError, ConfigError, NoFaceError, OSError) as error:
         return user_error(error)
     for path in collected.several_faces:
         print(f"warning: several faces in {path}: the largest was used")
@@ -48,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"left out: {line}")
     if collected.unreadable:
         print(f"skipped unreadable: {', '.join(collected.unreadable)}")
-    person.save(args.out)
     print(
         f"wrote {args.out}: {len(person.frames)} frame(s) of {len(collected.candidates)} with a "
         f"face embedded in {time.perf_counter() - start:.1f} s (meta-model {meta.identity})"

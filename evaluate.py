@@ -15,15 +15,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from dataset.clips import PreprocessError
 from dataset.store import StoreError
-from evaluation.protocol import grid, load_videos, metric_tools, run_protocol
+from evaluation import protocol
 from evaluation.report import aggregate, write_report
-from loss.vggface import PerceptualWeightsError
 from metrics.fid import Fid
 from models.meta_model import MetaModelError, load_meta_model
 from params.config import ConfigError
 from runtime.cli import add_run_arguments, run_settings, user_error
 from utils.signals import report_stop, sigterm_as_ctrl_c
+
+USER_ERRORS = (MetaModelError, ConfigError, StoreError, PreprocessError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,14 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         run = run_settings(meta.config, args)
         config, precision = run.config, run.precision
         meta.to(run.device)
-        videos = load_videos(args.data, config)
+        videos = protocol.load_videos(args.data, config)
         if not videos:
             raise StoreError(
                 f"no video to evaluate in {args.data} (a store's validation split is used)"
             )
-        tools, unavailable = metric_tools(config)
+        tools, unavailable = protocol.metric_tools(config)
+        protocol.claim_report_folder(args.out, protocol.made_from(meta, args.data, config))
         with sigterm_as_ctrl_c():
-            per_video = run_protocol(
+            per_video = protocol.run_protocol(
                 meta, videos, config, args.out, precision, tools, not args.no_progress
             )
         table = aggregate(
@@ -57,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             unavailable,
         )
         json_path, md_path = write_report(table, config, args.out, str(args.data), len(videos))
-        picture = grid(args.out, sorted(per_video), max(config.eval.shots), args.out / "grid.png")
-    except (MetaModelError, ConfigError, StoreError, PerceptualWeightsError) as error:
+        picture = protocol.grid(
+            args.out, sorted(per_video), max(config.eval.shots), args.out / "grid.png"
+        )
+    except (*USER_ERRORS, protocol.ReportFolderError, OSError) as error:
         return user_error(error)
     except KeyboardInterrupt:
         return report_stop("run the same command again: finished videos are kept")

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     add_run_arguments(parser)
     args = parser.parse_args(argv)
-    refuse_to_overwrite(parser, args.out, args.overwrite)
+    refuse_to_overwrite(parser, args.out, args.overwrite, [args.model, args.person])
     try:
         meta = load_meta_model(args.model)
         person = load_person_model(args.person)
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         ConfigError,
         FineTuneError,
         PerceptualWeightsError,
+        OSError,
     ) as error:
         return user_error(error)
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ from params.config import PARAMS_DIR, ConfigError, add_config_arguments, config_
 from training.checkpoint import CheckpointError
 from training.loop import RunFolderError, train
 from training.monitor import TrainingCollapsed
+from utils.files import describe_os_error
 from utils.signals import STOPPED, report_stop, sigterm_as_ctrl_c
 
 
@@ -55,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         RunFolderError,
         TrainingCollapsed,
         PerceptualWeightsError,
+        OSError,
     ) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # one process: the loop saved the last finished step
         if os.environ.get("RANK", "0") != "0":

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, help="source frame rate (default: the source's)")
     add_run_arguments(parser, config_file=False)
     args = parser.parse_args(argv)
-    refuse_to_overwrite(parser, args.output, args.overwrite)
+    refuse_to_overwrite(parser, args.output, args.overwrite, [args.model, args.source])
     if args.no_window and args.output is None and not args.virtual_camera:
         parser.error("--no-window needs --output and/or --virtual-camera: the frames go nowhere")
     sinks, source, errors = [], None, (PersonModelError, ConfigError, SinkError, VideoReadError)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         window = None if args.no_window else WindowSink()
         with sigterm_as_ctrl_c():
             summary = drive(source, driver, sinks, window, args.side_by_side)  # closes the sinks
-    except (*errors, DetectorUnavailableError) as error:
+    except (*errors, DetectorUnavailableError, OSError) as error:
         return user_error(error)
     finally:
         for sink in sinks:  # left open only by an error: no half files

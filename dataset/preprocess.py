@@ -54,6 +54,7 @@ from dataset.store import (
 )
 from dataset.video import VideoReadError, frame_count
 from params.config import Config, ConfigError, add_config_arguments, config_from_args, validate
+from utils.files import describe_os_error
 from utils.signals import report_stop, sigterm_as_ctrl_c
 
 SKIP_UNREADABLE = "unreadable"
@@ -388,8 +389,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         validate(config)
         with sigterm_as_ctrl_c():
             summary = preprocess(args.src, args.dst, config, args.workers, args.shard)
-    except (PreprocessError, StoreError, ConfigError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (PreprocessError, StoreError, ConfigError, OSError) as error:
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return report_stop("run the same command again: finished records are kept")

@@ -11,6 +11,7 @@ written at once, so a stopped evaluation continues where it was.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -42,7 +43,7 @@ from metrics.image import Lpips, psnr, ssim
 from metrics.landmarks import akd
 from models.meta_model import MetaModel
 from models.person_model import PersonModel
-from params.config import Config
+from params.config import Config, to_dict
 from person.assemble import Candidate, assemble_person
 from person.finetune import tuned_in_memory
 from runtime.precision import Precision
@@ -213,7 +214,54 @@ def evaluate_video(
 
 
 def safe_name(key: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", key)
+    """A file name for a video's results, unique per key: the key's readable letters and a hash
+    of the whole key ("Zoë" and "Zoé" would both read "Zo_")."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return f"{re.sub(r'[^A-Za-z0-9._-]+', '_', key)}-{digest}"
+
+
+class ReportFolderError(RuntimeError):
+    """An --out that holds another evaluation (other model, data or settings)."""
+
+
+MADE_FROM = "made_from.json"
+
+
+def made_from(meta: MetaModel, data: Path, config: Config) -> dict[str, str]:
+    """What an evaluation's numbers depend on: the model, the data and the protocol's settings."""
+    settings = {name: to_dict(config)[name] for name in ("eval", "finetune", "person", "seed")}
+    text = json.dumps(settings, sort_keys=True)
+    return {
+        "meta-model": meta.identity,
+        "data": str(data.resolve()),
+        "settings": hashlib.sha256(text.encode()).hexdigest()[:16],
+    }
+
+
+def claim_report_folder(out: Path, origin: dict[str, str]) -> None:
+    """Record what out's results are made from, or refuse a folder made from something else.
+
+    Finished videos are reused only by the evaluation that made them: the same meta-model,
+    data and settings. Raises ReportFolderError naming what differs.
+    """
+    record = out / MADE_FROM
+    if record.is_file():
+        recorded = json.loads(record.read_text())
+        changed = [key for key in origin if recorded.get(key) != origin[key]]
+        if changed:
+            names = "; ".join(f"{k}: {recorded.get(k)} -> {origin[k]}" for k in changed)
+            raise ReportFolderError(
+                f"{out} holds an evaluation of something else ({names}): choose another --out "
+                "or delete it"
+            )
+        return
+    if (out / "videos").is_dir() and any((out / "videos").iterdir()):
+        raise ReportFolderError(
+            f"{out} holds results that do not say what they were made from: choose another "
+            "--out or delete it"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(record, json.dumps(origin, indent=1).encode())
 
 
 def run_protocol(

@@ -21,7 +21,8 @@ from torch.nn.utils import parametrize
 
 from models.person_model import PersonModel, PersonModelError, load_person_model
 from network import Generator
-from utils.files import atomic_write
+from runtime.cli import refuse_to_overwrite
+from utils.files import atomic_write, describe_os_error
 
 FORMATS = ("onnx", "torchscript")
 
@@ -78,14 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.overwrite:
-        parser.error(f"{args.out} exists; pass --overwrite to replace it")
+    refuse_to_overwrite(parser, args.out, args.overwrite, [args.person])
     try:
         person = load_person_model(args.person)
-    except PersonModelError as error:
-        print(f"error: {error}", file=sys.stderr)
+        export_person(person, args.out, args.format)
+    except (PersonModelError, OSError) as error:
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 2
-    export_person(person, args.out, args.format)
     print(
         f"wrote {args.out} ({args.format}; input (B, 3, {person.config.model.image_size}, "
         f"{person.config.model.image_size}) landmark pictures)"

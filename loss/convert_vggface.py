@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from loss.vggface import INPUT_ORDER_KEY, VGGFACE_CONV_INDICES, VGGFACE_LINEAR_INDICES
-from utils.files import atomic_save
+from utils.files import atomic_save, describe_os_error
 
 # Field numbers from Caffe's caffe.proto.
 NET_LAYERS_V1, NET_LAYER = 2, 100
@@ -180,14 +180,19 @@ def main(argv: list[str] | None = None) -> int:
     source, target = Path(args.caffemodel), Path(args.out)
     if not source.is_file():
         parser.error(f"--caffemodel: no such file: {source}")
+    if target.exists() and target.samefile(source):
+        parser.error(f"--out: {target} is the --caffemodel itself: choose another output")
     if target.exists() and not args.overwrite:
         parser.error(f"--out: {target} exists; pass --overwrite to replace it")
     try:
         state = caffe_to_state_dict(read_caffemodel(source))
+        atomic_save({**state, INPUT_ORDER_KEY: "bgr"}, target)
     except CaffeFormatError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    atomic_save({**state, INPUT_ORDER_KEY: "bgr"}, target)
+    except OSError as error:
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        return 2
     count = sum(t.numel() for t in state.values())
     print(f"wrote {target}: {len(state)} tensors, {count:,} values")
     return 0

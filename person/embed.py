@@ -64,14 +64,23 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths += sorted(
+            media = [
                 p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
-            )
+            ]
+            paths += sorted(media) or [path]  # an empty folder stays, to be reported by name
         elif not path.exists() and glob.has_magic(str(item)):
             paths += sorted(Path(match) for match in glob.glob(str(item))) or [path]
         else:
             paths.append(path)
     return paths
+
+
+def _why_missing(path: Path) -> str:
+    if path.is_dir():
+        return f"{path} (a folder without photos or videos)"
+    if glob.has_magic(str(path)):
+        return f"{path} (a pattern that matches no file)"
+    return f"{path} (no such file)"
 
 
 def collect_candidates(paths: list[Path], config: Config, detector: LandmarkDetector) -> Collected:
@@ -151,7 +160,7 @@ def embed_person(
 ) -> tuple[PersonModel, Collected]:
     """A feed-forward person model from photos and/or videos; NoFaceError if none has a face."""
     paths = expand_inputs(inputs)
-    missing = [str(p) for p in paths if not p.is_file()]
+    missing = [_why_missing(p) for p in paths if not p.is_file()]
     if not paths or missing:
         raise NoFaceError(f"no such input: {', '.join(missing) or 'none given'}")
     collected = collect_candidates(paths, config, detector_from_config(config))

@@ -11,6 +11,7 @@ the loss plot; the finished person model is self-contained (G', psi', crop setti
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import shutil
 from collections.abc import Callable
@@ -151,6 +152,33 @@ class FineTuner:
         self.update.load_state_dict(state)
 
 
+def origin(meta: MetaModel, person: PersonModel) -> dict[str, str]:
+    """What a fine-tuning is made from: the meta-model's identity and the person's content."""
+    digest = hashlib.sha256(person.psi.detach().cpu().numpy().tobytes())
+    for frame in person.frames:
+        digest.update(frame)
+    return {"meta-model": meta.identity, "person": digest.hexdigest()[:16]}
+
+
+def load_work_checkpoint(path: Path, made_from: dict[str, str]) -> dict[str, object]:
+    """The stopped fine-tuning's state; FineTuneError if damaged or made from other inputs."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, not a torch file: resuming from it is impossible
+        raise FineTuneError(
+            f"{path} does not load ({type(error).__name__}); delete {path.parent} to start again"
+        ) from error
+    recorded = state.get("made_from", {}) if isinstance(state, dict) else {}
+    changed = [key for key in made_from if recorded.get(key) != made_from[key]]
+    if changed:
+        names = ", ".join(f"{key} {recorded.get(key)} -> {made_from[key]}" for key in changed)
+        raise FineTuneError(
+            f"the stopped fine-tuning in {path.parent} was made from another {names}: resume "
+            f"with the same --model and --person, or delete {path.parent} to start again"
+        )
+    return state
+
+
 def fine_tune(
     meta: MetaModel,
     person: PersonModel,
@@ -174,8 +202,9 @@ def fine_tune(
     count = data.frames.shape[0]
     steps = total_steps(config, count)
     step = 0
+    made_from = origin(meta, person)
     if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        state = load_work_checkpoint(checkpoint_path, made_from)
         tuner.load_state_dict(state)
         restore_rng(state["rng"])
         step = state["step"]
@@ -190,7 +219,8 @@ def fine_tune(
             log.scalars(done, scalars)
             bar.set_postfix(G=f"{scalars['loss_g/total']:.3f}", D=f"{scalars['loss_d/hinge']:.3f}")
         if done % tune.checkpoint_every == 0 and done < steps:
-            atomic_save({**tuner.state_dict(), "step": done, "rng": rng_state()}, checkpoint_path)
+            state = {**tuner.state_dict(), "step": done, "rng": rng_state(), "made_from": made_from}
+            atomic_save(state, checkpoint_path)
 
     try:
         run_steps(tuner, data, config, step, steps, after_step)

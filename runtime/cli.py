@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import torch
 from params.config import RUN_SETTINGS_HELP, Config, add_override_argument, with_run_settings
 from runtime.precision import Precision, resolve_precision
 from utils.device import resolve_device
+from utils.files import describe_os_error
 
 USER_ERROR = 2  # exit status for a mistake in the inputs or settings
 
@@ -31,10 +33,19 @@ def add_run_arguments(parser: argparse.ArgumentParser, config_file: bool = True)
 
 
 def refuse_to_overwrite(
-    parser: argparse.ArgumentParser, path: Path | None, overwrite: bool
+    parser: argparse.ArgumentParser,
+    path: Path | None,
+    overwrite: bool,
+    inputs: Sequence[str | Path] = (),
 ) -> None:
-    """Stop (argparse's exit status 2) when path exists and --overwrite was not given."""
-    if path is not None and path.exists() and not overwrite:
+    """Stop (argparse's exit status 2) when path exists and --overwrite was not given, and
+    always when path is one of the command's inputs (--overwrite would destroy it)."""
+    if path is None:
+        return
+    for source in inputs:
+        if Path(source).exists() and path.exists() and path.samefile(source):
+            parser.error(f"{path} is also an input of this command: choose another output")
+    if path.exists() and not overwrite:
         parser.error(f"{path} exists; pass --overwrite to replace it")
 
 
@@ -55,6 +66,10 @@ def run_settings(base: Config, args: argparse.Namespace) -> RunSettings:
 
 
 def user_error(error: Exception) -> int:
-    """Print 'error: ...' to stderr; returns the exit status."""
-    print(f"error: {error}", file=sys.stderr)
+    """Print 'error: ...' to stderr; returns the exit status.
+
+    An operating-system error (a full disk, a folder without write access, a missing file)
+    is said as 'error: PATH: REASON', without Python's errno decoration.
+    """
+    print(f"error: {describe_os_error(error)}", file=sys.stderr)
     return USER_ERROR

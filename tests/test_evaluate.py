@@ -11,7 +11,7 @@ from synthetic_videos import built_store, still_frame
 
 from dataset.synthetic import face_pictures, moving_clip, write_video
 from evaluate import main as evaluate_main
-from evaluation.protocol import VideoFrames, split_frames
+from evaluation.protocol import VideoFrames, safe_name, split_frames
 from params.config import PARAMS_DIR, load_config
 from training.loop import train
 
@@ -56,6 +56,22 @@ def test_evaluation_writes_the_table_and_resumes_per_video(tmp_path_factory, tmp
     assert [p.stat().st_mtime_ns for p in done] == stamps
     assert (out / "results.json").is_file()
     capsys.readouterr()
+    # Another model's or other settings' evaluation into this folder is refused, not mixed
+    # with these numbers (before: the old numbers reported as the new model's).
+    config.seed = 1
+    other = train(config, tmp_path / "other_run", progress_bar=False)
+    assert evaluate_main([*command[:1], str(other), *command[2:]]) == 2
+    assert "holds an evaluation of something else (meta-model:" in capsys.readouterr().err
+    assert evaluate_main([*command, "--set", "eval.holdout_frames=3"]) == 2
+    assert "settings:" in capsys.readouterr().err
+    assert [p.stat().st_mtime_ns for p in done] == stamps
+
+
+def test_result_names_are_unique_per_video():
+    """ "Zoë" and "Zoé" both read "Zo_": one was never evaluated, the other counted twice."""
+    names = {safe_name(key) for key in ("Zoë", "Zoé", "Zo_", "Zo?")}
+    assert len(names) == 4
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", name) for name in names)
 
 
 def test_every_t_is_scored_on_the_same_held_out_frames_and_short_videos_say_so():

@@ -18,6 +18,7 @@ from dataset.synthetic import face_pictures, moving_clip, paste_face, write_vide
 from dataset.value_range import image_to_tensor, tensor_to_image
 from dataset.video import iter_frames
 from embedder_inference import main as embed_main
+from evaluate import main as evaluate_main
 from fine_tuning_training import main as finetune_main
 from live.export import export_person
 from live.export import main as export_main
@@ -220,7 +221,7 @@ def test_fine_tuning_beats_feed_forward_on_held_out_frames_of_the_person(
 
 
 def test_fine_tuning_one_frame_resumes_exactly_after_a_stop(
-    meta_path, astronaut_video, tmp_path, monkeypatch
+    meta_path, astronaut_video, tmp_path, monkeypatch, capsys
 ):
     person_path = tmp_path / "one.pt"
     photo = str(astronaut_video / "photo.jpg")
@@ -256,6 +257,14 @@ def test_fine_tuning_one_frame_resumes_exactly_after_a_stop(
         patch.setattr(FineTuner, "step", stop_at_the_third)
         assert finetune_main(command(tmp_path / "resumed.pt")) == 130  # said, no traceback
     assert finetune_main(command(tmp_path / "resumed.pt")) == 2  # not silently restarted
+    # Another person's resume (before: the new person's frames with the old person's tuned
+    # generator, exit 0) is refused with what differs.
+    other = tmp_path / "other.pt"
+    assert embed(meta_path, other, astronaut_video / "embed.mp4", "--set", "person.frames=2") == 0
+    swapped = command(tmp_path / "resumed.pt")
+    swapped[swapped.index(str(person_path))] = str(other)
+    assert finetune_main([*swapped, "--resume"]) == 2
+    assert "made from another person" in capsys.readouterr().err
     assert finetune_main([*command(tmp_path / "resumed.pt"), "--resume"]) == 0
     straight, resumed = (
         load_person_model(tmp_path / "straight.pt"),
@@ -402,3 +411,32 @@ def test_a_clip_that_cuts_to_another_person_embeds_only_the_main_one(meta_path, 
     assert "left out: " in capsys.readouterr().out
     sources = load_person_model(out).sources
     assert sources and all(int(source.rsplit("#", 1)[1]) >= 16 for source in sources), sources
+
+
+def test_machine_and_input_problems_are_messages_not_tracebacks(
+    meta_path, astronaut_video, tmp_path, capsys
+):
+    """A folder that cannot be made (a file in the way: what a read-only or full disk gives
+    as well), an empty folder and a pattern without match are named, with exit 2."""
+    (tmp_path / "file").write_text("in the way")
+    photo = astronaut_video / "photo.jpg"
+    assert embed(meta_path, tmp_path / "file" / "person.pt", photo) == 2
+    assert f"error: {tmp_path / 'file'}" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert embed(meta_path, tmp_path / "p.pt", tmp_path / "empty", tmp_path / "x*.jpg") == 2
+    error = capsys.readouterr().err
+    assert "empty (a folder without photos or videos)" in error
+    assert "x*.jpg (a pattern that matches no file)" in error
+    command = ["--model", str(meta_path), "--data", str(tmp_path / "empty")]
+    assert evaluate_main([*command, "--out", str(tmp_path / "report")]) == 2
+    assert "error: no videos in" in capsys.readouterr().err
+
+
+def test_an_output_that_is_an_input_is_refused_even_with_overwrite(meta_path, astronaut_video):
+    """Before: --out equal to --model with --overwrite destroyed the meta-model."""
+    before = meta_path.read_bytes()
+    photo = astronaut_video / "photo.jpg"
+    command = ["--model", str(meta_path), "--out", str(meta_path), "--overwrite", str(photo)]
+    with pytest.raises(SystemExit) as raised:
+        embed_main(command)
+    assert raised.value.code == 2 and meta_path.read_bytes() == before

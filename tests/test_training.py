@@ -290,3 +290,10 @@ def test_a_damaged_record_is_replaced_logged_and_counted(built, tmp_path, caplog
     assert str(damaged) in caplog.text and caplog.text.count(str(damaged)) == 1
     last = (run / "metrics.jsonl").read_text().splitlines()[-1]
     assert '"data/replaced_records": ' in last and '"data/replaced_records": 0.0' not in last
+
+
+def test_a_run_folder_that_cannot_be_made_is_an_error_message(built, tmp_path, capsys):
+    (tmp_path / "file").write_text("in the way")
+    start = ["--config", "params/tiny.yaml", "--data", str(built.store)]
+    assert train_main([*start, "--out", str(tmp_path / "file" / "run"), "--no-progress"]) == 2
+    assert f"error: {tmp_path / 'file'}" in capsys.readouterr().err

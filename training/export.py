@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from models.meta_model import export_meta_model
+from runtime.cli import refuse_to_overwrite
 from training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from utils.files import describe_os_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,9 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="meta-model file to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.overwrite:
-        parser.error(f"{args.out} exists; pass --overwrite to replace it")
     source = args.source
+    refuse_to_overwrite(parser, args.out, args.overwrite, [source])
     if source.is_dir():
         checkpoints = list_checkpoints(source)
         if not checkpoints:
@@ -31,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         source = checkpoints[-1]
     try:
         export_meta_model(load_checkpoint(source), args.out)
-    except CheckpointError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (CheckpointError, OSError) as error:
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     print(f"wrote {args.out} (from {source})")
     return 0

@@ -99,3 +99,11 @@ def load_versioned(
     if payload.get("version") != version and payload.get("version") not in older:
         raise error(f"{path}: {what} version {payload.get('version')}; this code reads {version}")
     return payload
+
+
+def describe_os_error(error: Exception) -> str:
+    """'PATH: REASON' for an operating-system error (errno's text, no Python decoration);
+    other errors as they are."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    return str(error)
