@@ -54,7 +54,7 @@ from dataset.store import (
 )
 from dataset.video import VideoReadError, frame_count
 from params.config import Config, ConfigError, add_config_arguments, config_from_args, validate
-from utils.files import describe_os_error
+from utils.files import describe_os_error, open_for_append
 from utils.signals import report_stop, sigterm_as_ctrl_c
 
 SKIP_UNREADABLE = "unreadable"
@@ -315,7 +315,7 @@ def preprocess(
     skipped_path = _skipped_file(store, shard)
     skipped_path.parent.mkdir(parents=True, exist_ok=True)
     outcomes = run_videos(todo, options, config, workers)
-    with skipped_path.open("a") as skipped_log:
+    with open_for_append(skipped_path) as skipped_log:
 
         def log(key: str, reason: str, detail: str) -> None:
             detail = " ".join(detail.split())  # one line, no tabs

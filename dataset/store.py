@@ -22,6 +22,7 @@ import hashlib
 import io
 import itertools
 import json
+import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,12 +149,65 @@ def write_record(store: Path, record: VideoRecord) -> Path:
     return path
 
 
+# A record holds tens of JPEG frames (about 1 MB at 256 px); one that would decode to more
+# than this is damaged or hostile, and is refused before anything is inflated.
+MAX_RECORD_BYTES = 256 * 2**20
+
+
+def _check_sizes(data: np.lib.npyio.NpzFile, path: Path) -> None:
+    """Refuse a record whose arrays would inflate past MAX_RECORD_BYTES, from their headers."""
+    total = 0
+    for info in data.zip.infolist():
+        with data.zip.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        if total > MAX_RECORD_BYTES or info.file_size > MAX_RECORD_BYTES:
+            raise StoreError(f"record {path} would decode to more than {MAX_RECORD_BYTES} bytes")
+
+
+def _validate(record: VideoRecord, path: Path) -> VideoRecord:
+    """The shapes and values a record must have; StoreError otherwise."""
+    count = len(record.jpeg_frames)
+    problems = []
+    if record.landmarks.shape != (count, 68, 2) or not np.isfinite(record.landmarks).all():
+        problems.append(f"landmarks: shape {record.landmarks.shape} or non-finite values")
+    if record.crop_matrices.shape != (count, 2, 3) or not np.isfinite(record.crop_matrices).all():
+        problems.append("crop matrices")
+    if len(record.clip_indices) != count or len(record.frame_indices) != count:
+        problems.append("frame numbers")
+    elif count and not 0 <= record.clip_indices.min() <= record.clip_indices.max() < len(
+        record.clips
+    ):
+        problems.append("clip indices")
+    if problems:
+        raise StoreError(f"damaged record {path}: {', '.join(problems)}")
+    return record
+
+
 def read_record(path: Path) -> VideoRecord:
-    """Read one record file whole (no handle stays open)."""
+    """Read one record file whole (no handle stays open); StoreError if it is damaged.
+
+    Sizes are checked against MAX_RECORD_BYTES before any array is inflated, and shapes and
+    values (finite landmarks, consistent counts) after: training replaces such a record with
+    another video and logs it (dataset/voxceleb.py).
+    """
     try:
         with np.load(path, allow_pickle=False) as data:
+            _check_sizes(data, path)
             jpeg, offsets = data["jpeg"], data["jpeg_offsets"]
-            return VideoRecord(
+            if (
+                offsets.ndim != 1
+                or len(offsets) == 0
+                or offsets[0] != 0
+                or np.any(np.diff(offsets) < 0)
+                or offsets[-1] != len(jpeg)
+            ):
+                raise StoreError(f"damaged record {path}: frame offsets")
+            record = VideoRecord(
                 identity=str(data["identity"]),
                 video=str(data["video"]),
                 jpeg_frames=[jpeg[a:b].tobytes() for a, b in itertools.pairwise(offsets)],
@@ -163,8 +217,9 @@ def read_record(path: Path) -> VideoRecord:
                 clip_indices=data["clip_indices"],
                 frame_indices=data["frame_indices"],
             )
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, KeyError, ValueError, MemoryError, zipfile.BadZipFile) as error:
         raise StoreError(f"cannot read record {path}: {error}") from error
+    return _validate(record, path)
 
 
 def split_of(identity: str, validation_fraction: float) -> str:
@@ -241,6 +296,12 @@ def shard_name(shard: tuple[int, int]) -> str:
     return f"shard-{shard[0]}-of-{shard[1]}"
 
 
+def is_temporary(path: Path) -> bool:
+    """A temporary file of an atomic write (utils/files.py: .STEM.RANDOM.tmp.SUFFIX), which a
+    killed run can leave; a video's own name may start with a dot (".take1.mp4")."""
+    return path.name.startswith(".") and path.name.endswith(f".tmp{path.suffix}")
+
+
 def scan_records(
     store: Path, include: Callable[[str], bool] = lambda key: True
 ) -> list[ManifestEntry]:
@@ -252,7 +313,7 @@ def scan_records(
     for path in (store / RECORDS_DIR).glob(f"*/*/*{RECORD_SUFFIX}"):
         identity, video = path.parent.name, path.name[: -len(RECORD_SUFFIX)]
         key = record_key(identity, video)
-        if path.name.startswith(".") or not include(key):
+        if is_temporary(path) or not include(key):
             continue
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -291,7 +352,21 @@ def read_manifest(store: Path) -> list[ManifestEntry]:
     for path in paths:
         try:
             for entry in json.loads(path.read_text())["records"]:
-                entries[entry["key"]] = ManifestEntry(**entry)
-        except (ValueError, KeyError, TypeError) as error:
+                entries[entry["key"]] = _confined(ManifestEntry(**entry), store, path)
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise StoreError(f"damaged manifest {path}: {error}; rerun with --merge") from error
     return [entries[key] for key in sorted(entries)]
+
+
+def _confined(entry: ManifestEntry, store: Path, manifest: Path) -> ManifestEntry:
+    """The entry, if its record lies inside the store's records folder; StoreError otherwise
+    (an absolute path or one that climbs out with '..' would be read from anywhere)."""
+    relative = Path(str(entry.path))
+    records = (store / RECORDS_DIR).resolve()
+    inside = (store / relative).resolve()
+    if relative.is_absolute() or ".." in relative.parts or records not in inside.parents:
+        raise StoreError(
+            f"manifest {manifest}: record path {entry.path!r} points outside {records}; "
+            "rerun with --merge"
+        )
+    return entry

@@ -107,3 +107,18 @@ def describe_os_error(error: Exception) -> str:
     if isinstance(error, OSError) and error.strerror:
         return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
     return str(error)
+
+
+def open_for_append(path: str | Path):
+    """A text file opened for appending that is never reached through a symbolic link: a link
+    planted in a store's place would make us write wherever it points. OSError if it is one."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except OSError as error:
+        if Path(path).is_symlink():
+            raise OSError(
+                error.errno, "a symbolic link; refused, not followed", str(path)
+            ) from error
+        raise
+    return os.fdopen(fd, "a")
