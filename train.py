@@ -22,6 +22,7 @@ from params.config import PARAMS_DIR, ConfigError, add_config_arguments, config_
 from training.checkpoint import CheckpointError
 from training.loop import RunFolderError, train
 from training.monitor import TrainingCollapsed
+from utils.device import DeviceError
 from utils.files import describe_os_error
 from utils.signals import STOPPED, report_stop, sigterm_as_ctrl_c
 
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         RunFolderError,
         TrainingCollapsed,
         PerceptualWeightsError,
+        DeviceError,
         OSError,
     ) as error:
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # one process: the loop saved the last finished step
         if os.environ.get("RANK", "0") != "0":
             return STOPPED
+        if not (args.out / "config.yaml").is_file():
+            return report_stop("it had not started: run the same command again")
         return report_stop(f"continue with: python train.py --out {args.out} --resume")
     print(f"done: {meta}")
     return 0

@@ -21,7 +21,7 @@ from live.drive import Driver, drive
 from live.render import BACKENDS, make_renderer
 from live.retarget import MODES
 from live.sinks import SinkError, WindowSink, open_sinks
-from live.sources import FrameSource
+from live.sources import FrameSource, frame_rate
 from models.person_model import PersonModelError, load_person_model
 from params.config import ConfigError
 from runtime.cli import add_run_arguments, refuse_to_overwrite, run_settings, user_error
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile the generator")
-    parser.add_argument("--fps", type=float, help="source frame rate (default: the source's)")
+    parser.add_argument("--fps", type=frame_rate, help="source frame rate (default: the source's)")
     add_run_arguments(parser, config_file=False)
     args = parser.parse_args(argv)
     refuse_to_overwrite(parser, args.output, args.overwrite, [args.model, args.source])

@@ -123,7 +123,8 @@ class VoxCelebDataset(Dataset):
         path = self.store / self._entries[position].path
         if path not in self._damaged:
             self._damaged.add(path)
-            log.warning("damaged record %s (%s); using other videos instead", path, error)
+            said = str(error) if str(path) in str(error) else f"damaged record {path} ({error})"
+            log.warning("%s; using other videos instead", said)
 
     def _episode(self, index: int, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         entry = self._entries[index]

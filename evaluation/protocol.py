@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,7 +247,13 @@ def claim_report_folder(out: Path, origin: dict[str, str]) -> None:
     """
     record = out / MADE_FROM
     if record.is_file():
-        recorded = json.loads(record.read_text())
+        try:
+            recorded = json.loads(record.read_text())
+        except (ValueError, OSError) as error:
+            raise ReportFolderError(
+                f"{record} is damaged ({error}): choose another --out or delete it"
+            ) from error
+        recorded = recorded if isinstance(recorded, dict) else {}
         changed = [key for key in origin if recorded.get(key) != origin[key]]
         if changed:
             names = "; ".join(f"{k}: {recorded.get(k)} -> {origin[k]}" for k in changed)
@@ -280,7 +287,7 @@ def run_protocol(
     for video in tqdm(videos, unit="video", disable=not progress, desc="evaluating"):
         name = safe_name(video.key)
         done = folder / f"{name}.json"
-        if not done.exists():
+        if not _finished(done, folder / f"{name}.npz"):
             results, generated = evaluate_video(meta, video, config, precision, tools)
             buffer_path = folder / f"{name}.npz"
             save = {key.replace("/", "__"): value for key, value in generated.items()}
@@ -290,6 +297,17 @@ def run_protocol(
             atomic_write_bytes(done, json.dumps(results).encode())
         everything[video.key] = json.loads(done.read_text())
     return everything
+
+
+def _finished(done: Path, frames: Path) -> bool:
+    """Whether a video's results and frames are there and whole (a damaged pair is redone)."""
+    try:
+        json.loads(done.read_text())
+        with np.load(frames, allow_pickle=False) as data:
+            data.files  # noqa: B018  (reads the archive's directory)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+    return True
 
 
 def generated_frames(out: Path, key: str) -> dict[str, np.ndarray]:

@@ -155,7 +155,8 @@ class VideoFileSink:
         if self.audio is not None:
             self.audio.source.close()
             self.audio = None
-        self.temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. its folder could not be made
+            self.temp.unlink(missing_ok=True)
 
 
 # Audio codecs the mp4 container holds as they are; others are re-encoded to AAC.

@@ -12,6 +12,7 @@ none, so an output video has exactly the input's frames.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import queue
 import threading
@@ -35,6 +36,17 @@ class Frame:
     index: int
     read_ms: float  # time spent reading and decoding it
     time: float  # when it is shown, seconds from the start of the source
+
+
+def frame_rate(text: str) -> float:
+    """An argparse type: a frame rate in frames per second, finite, from 0.1 to 1000."""
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from error
+    if not 0.1 <= value <= 1000.0:  # also refuses nan and infinities
+        raise argparse.ArgumentTypeError(f"{text}: a frame rate from 0.1 to 1000 frames/s")
+    return value
 
 
 class FrameSource:

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,19 +303,39 @@ def load_config_dict(values: dict[str, Any]) -> Config:
     return validate(config)
 
 
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file's own values (nested dict); ConfigError if missing or not YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            values = yaml.safe_load(handle) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is not a YAML config file: {error}") from error
+    except OSError as error:
+        raise ConfigError(f"{path}: {error.strerror or error}") from error
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(values).__name__}")
+    return values
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults, then the YAML file (if any), then the overrides, in that order."""
     config = Config()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        with path.open() as handle:
-            try:
-                values = yaml.safe_load(handle) or {}
-            except yaml.YAMLError as error:
-                raise ConfigError(f"{path} is not valid YAML: {error}") from error
-        _merge(config, values, "")
+        _merge(config, read_yaml(path), "")
     for override in overrides or []:
         apply_override(config, override)
     return validate(config)
@@ -345,6 +366,10 @@ RUN_SETTINGS = (
 )
 
 
+# What makes a model's frames what they are: a config file may not differ here from the model.
+MODEL_MADE = ("model.", "data.face_width", "data.eye_line", "data.crop_padding")
+
+
 RUN_SETTINGS_HELP = (
     "override a run setting (person, finetune, eval, train, weight paths, device), e.g. "
     "--set person.frames=8 (repeatable); sizes and framing come from the model"
@@ -354,14 +379,27 @@ RUN_SETTINGS_HELP = (
 def with_run_settings(base: Config, path: str | Path | None, overrides: list[str]) -> Config:
     """base (a model's config) with the run settings of a YAML file and of --set overrides.
 
-    From the file only the run settings are taken; an override of anything else is an error.
+    From the file, every run setting it names is taken, and anything else it names must equal
+    the model's; an override of anything else is an error.
     """
     config = load_config_dict(to_dict(base))
     if path is not None:
-        chosen = load_config(path)
-        for name in ("person", "finetune", "train", "eval"):
-            setattr(config, name, getattr(chosen, name))
-        config.device = chosen.device
+        model, ignored = _flatten(to_dict(config)), []
+        for key, value in _flatten(read_yaml(path)).items():
+            if key.startswith(RUN_SETTINGS):
+                apply_override(config, f"{key}={yaml.safe_dump(value, default_flow_style=True)}")
+            elif key in model and value != model[key] and key.startswith(MODEL_MADE):
+                raise ConfigError(
+                    f"{path}: {key}={value!r} differs from the model's {model[key]!r}; it comes "
+                    "from the model and cannot change here (remove it from the file)"
+                )
+            elif key in model and value != model[key]:
+                ignored.append(key)
+        if ignored:
+            warnings.warn(
+                f"{path}: {', '.join(ignored)} ignored: the model's own values are used",
+                stacklevel=2,
+            )
     for override in overrides:
         key = override.split("=", 1)[0].strip()
         if not key.startswith(RUN_SETTINGS):

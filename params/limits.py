@@ -8,6 +8,7 @@ raises ConfigError with the key, the value and what is allowed (a zero checkpoin
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -15,11 +16,11 @@ Check = tuple[Callable[[Any], bool], str]  # (is the value allowed, what is allo
 
 
 def at_least(low: float) -> Check:
-    return (lambda v: v >= low, f">= {low}")
+    return (lambda v: math.isfinite(v) and v >= low, f"finite, >= {low}")
 
 
 def above(low: float) -> Check:
-    return (lambda v: v > low, f"> {low}")
+    return (lambda v: math.isfinite(v) and v > low, f"finite, > {low}")
 
 
 def between(low: float, high: float) -> Check:
@@ -81,8 +82,8 @@ LIMITS: dict[str, Check] = {
     "loss.vgg19_layer_weights": each(at_least(0), 5),
     "loss.vggface_layer_weights": each(at_least(0), 5),
     "loss.vggface_input_order": one_of(None, "bgr", "rgb"),
-    "optim.lr_generator": POSITIVE,
-    "optim.lr_discriminator": POSITIVE,
+    "optim.lr_generator": at_least(0),  # 0: that side frozen (ablations, tests)
+    "optim.lr_discriminator": at_least(0),
     "optim.betas": (lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two values in [0, 1)"),
     "optim.discriminator_steps": COUNT,
     "data.frames_per_video": COUNT,
@@ -123,8 +124,8 @@ LIMITS: dict[str, Check] = {
     "finetune.epochs": at_least(0),
     "finetune.steps": at_least(0),
     "finetune.batch_size": COUNT,
-    "finetune.lr_generator": POSITIVE,
-    "finetune.lr_discriminator": POSITIVE,
+    "finetune.lr_generator": at_least(0),
+    "finetune.lr_discriminator": at_least(0),
     "finetune.discriminator_steps": COUNT,
     "finetune.checkpoint_every": COUNT,
     "finetune.log_every": COUNT,
@@ -146,6 +147,12 @@ RELATIONS: list[tuple[tuple[str, ...], Callable[..., bool], str]] = [
         ("model.encoder_final_resolution", "model.image_size"),
         lambda final, size: final < size,
         "the encoder's final resolution must be below model.image_size",
+    ),
+    (
+        ("loss.random_perceptual_networks", "loss.vgg19_weights", "loss.vggface_weights"),
+        lambda random, vgg19, vggface: not random or (vgg19 is None and vggface is None),
+        "random perceptual networks ignore weight files: unset the paths or set "
+        "loss.random_perceptual_networks=false",
     ),
     (
         ("finetune.epochs", "finetune.steps"),

@@ -34,6 +34,7 @@ from runtime.optimizer import make_adam
 from runtime.precision import Precision
 from runtime.rng import restore_rng, rng_state
 from runtime.runlog import RunLog, plot_losses, sample_grid
+from runtime.stop import StopRequest
 from utils.files import atomic_save
 from utils.images import save_image
 
@@ -45,11 +46,26 @@ class FineTuneError(RuntimeError):
     """A fine-tuning that cannot start or continue; the message says why."""
 
 
+def batch_size(config: Config, frames: int) -> int:
+    """finetune.batch_size, at most the T frames (a larger batch would only repeat them)."""
+    return max(1, min(config.finetune.batch_size, frames))
+
+
 def total_steps(config: Config, frames: int) -> int:
     tune = config.finetune
     if tune.steps > 0:
         return tune.steps
-    return max(1, math.ceil(tune.epochs * frames / tune.batch_size))
+    return max(1, math.ceil(tune.epochs * frames / batch_size(config, frames)))
+
+
+def check_finite(model: PersonModel, step: int) -> None:
+    """FineTuneError when the tuned generator or psi holds NaN or infinity (diverged)."""
+    tensors = [model.psi, *model.generator.state_dict().values()]
+    if not all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point()):
+        raise FineTuneError(
+            f"fine-tuning diverged by step {step} (NaN or infinite weights): nothing written; "
+            "lower finetune.lr_generator / finetune.lr_discriminator"
+        )
 
 
 def work_folder(out: Path) -> Path:
@@ -218,16 +234,22 @@ def fine_tune(
         if done % tune.log_every == 0 or done == steps:
             log.scalars(done, scalars)
             bar.set_postfix(G=f"{scalars['loss_g/total']:.3f}", D=f"{scalars['loss_d/hinge']:.3f}")
-        if done % tune.checkpoint_every == 0 and done < steps:
+        if (done % tune.checkpoint_every == 0 or stop.requested) and done < steps:
             state = {**tuner.state_dict(), "step": done, "rng": rng_state(), "made_from": made_from}
             atomic_save(state, checkpoint_path)
+        if stop.requested and done < steps:
+            raise KeyboardInterrupt  # the finished step is saved: --resume continues from it
 
+    stop = StopRequest(enabled=True)  # Ctrl-C (or SIGTERM) finishes the step and saves it
+    stop.install()
     try:
         run_steps(tuner, data, config, step, steps, after_step)
     finally:
+        stop.restore()
         bar.close()
         log.close()
     tuned = tuner.person_model(person)
+    check_finite(tuned, steps)
     _write_pictures(tuned, data, config, out, work)
     tuned.save(out)
     shutil.rmtree(work, ignore_errors=True)
@@ -243,10 +265,10 @@ def run_steps(
     after_step: Callable[[int, dict[str, float]], None] = lambda done, scalars: None,
 ) -> None:
     """Steps start..steps; each batch is a function of the step (resumes exactly)."""
-    tune = config.finetune
-    sampler = EpisodeBatchSampler(data.frames.shape[0], tune.batch_size, config.seed)
+    size = batch_size(config, data.frames.shape[0])
+    sampler = EpisodeBatchSampler(data.frames.shape[0], size, config.seed)
     for step in range(start, steps):
-        chosen = [sampler.episode(step * tune.batch_size + i)[0] for i in range(tune.batch_size)]
+        chosen = [sampler.episode(step * size + i)[0] for i in range(size)]
         index = torch.tensor(chosen, device=data.frames.device)
         after_step(step + 1, tuner.step(data.frames[index], data.pictures[index]))
 

@@ -17,9 +17,15 @@ from pathlib import Path
 
 import torch
 
-from params.config import RUN_SETTINGS_HELP, Config, add_override_argument, with_run_settings
+from params.config import (
+    RUN_SETTINGS_HELP,
+    Config,
+    ConfigError,
+    add_override_argument,
+    with_run_settings,
+)
 from runtime.precision import Precision, resolve_precision
-from utils.device import resolve_device
+from utils.device import DeviceError, resolve_device
 from utils.files import describe_os_error
 
 USER_ERROR = 2  # exit status for a mistake in the inputs or settings
@@ -59,7 +65,10 @@ class RunSettings:
 def run_settings(base: Config, args: argparse.Namespace) -> RunSettings:
     """The run's config (ConfigError for a bad --set or file), its device and precision."""
     config = with_run_settings(base, getattr(args, "config", None), args.overrides)
-    device = resolve_device(config.device)
+    try:
+        device = resolve_device(config.device)
+    except DeviceError as error:
+        raise ConfigError(str(error)) from error
     return RunSettings(
         config, device, Precision(resolve_precision(config.train.precision, device), device)
     )

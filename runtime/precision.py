@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from params.config import ConfigError
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -26,9 +28,9 @@ def cpu_has_native_bf16() -> bool:
 def resolve_precision(name: str, device: torch.device) -> str:
     """'auto' -> the fastest safe format on this device; other names are checked."""
     if name not in PRECISIONS:
-        raise ValueError(f"train.precision: '{name}' is not one of {', '.join(PRECISIONS)}")
+        raise ConfigError(f"train.precision: '{name}' is not one of {', '.join(PRECISIONS)}")
     if name == "fp16" and device.type != "cuda":
-        raise ValueError("train.precision: fp16 needs a CUDA GPU (use bf16 or fp32 on a CPU)")
+        raise ConfigError("train.precision: fp16 needs a CUDA GPU (use bf16 or fp32 on a CPU)")
     if name != "auto":
         return name
     if device.type == "cuda":

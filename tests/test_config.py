@@ -30,7 +30,12 @@ def test_default_yaml_is_the_paper_configuration():
 def test_overrides_are_typed_and_applied_after_the_file():
     config = load_config(
         PARAMS_DIR / "tiny.yaml",
-        ["model.image_size=128", "loss.vgg19_weight=1e-2", "loss.vgg19_weights=/w/vgg19.pth"],
+        [
+            "model.image_size=128",
+            "loss.vgg19_weight=1e-2",
+            "loss.vgg19_weights=/w/vgg19.pth",
+            "loss.random_perceptual_networks=false",
+        ],
     )
     assert config.model.image_size == 128
     assert config.loss.vgg19_weight == pytest.approx(1e-2)
@@ -87,7 +92,8 @@ def test_device_resolution():
         ("train.checkpoint_every=0", ">= 1"),  # before: a division by zero after step 1
         ("model.image_size=100", "a power of two"),  # before: fails only in training
         ("model.image_size=-64", "a power of two"),  # before: a store of 1x1 crops, "done"
-        ("optim.lr_generator=-0.5", "> 0"),
+        ("optim.lr_generator=-0.5", ">= 0"),
+        ("optim.lr_generator=inf", "finite"),  # before: "done" with a NaN meta-model
         ("data.jpeg_quality=1000", "between 1 and 100"),
         ("train.steps=0", ">= 1"),  # before: a folder that blocked a rerun
         ("eval.holdout_frames=0", ">= 1"),  # before: "no video to evaluate"
@@ -117,8 +123,12 @@ def test_relations_between_fields_are_checked():
 def test_a_yaml_syntax_error_names_the_file(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("train:\n  steps: [1,\n")
-    with pytest.raises(ConfigError, match="broken.yaml is not valid YAML"):
+    with pytest.raises(ConfigError, match="broken.yaml is not a YAML config file"):
         load_config(broken)
+    binary = tmp_path / "clip.mp4"
+    binary.write_bytes(bytes(range(256)) * 4)  # before: a UnicodeDecodeError traceback
+    with pytest.raises(ConfigError, match="clip.mp4 is not a YAML config file"):
+        load_config(binary)
 
 
 def test_preprocessing_refuses_a_crop_size_out_of_range(tmp_path, capsys):
@@ -132,3 +142,40 @@ def test_preprocessing_refuses_a_crop_size_out_of_range(tmp_path, capsys):
     )
     assert "model.image_size: 0 is out of range" in capsys.readouterr().err
     assert not store.exists()
+
+
+def test_a_config_file_for_a_person_script_gives_its_run_settings_and_no_silent_rest(tmp_path):
+    """Before: only its person/finetune/train/eval sections were taken; its weight paths and
+    tracking settings were dropped and model keys ignored, all without a word."""
+    from params.config import with_run_settings
+
+    model = load_config(PARAMS_DIR / "tiny.yaml")
+    settings = tmp_path / "run.yaml"
+    settings.write_text(
+        "finetune: {steps: 7}\nloss: {random_perceptual_networks: false, "
+        "vgg19_weights: /w/vgg19.pth}\ndata: {redetect_every: 3}\n"
+    )
+    config = with_run_settings(model, settings, [])
+    assert config.finetune.steps == 7 and config.data.redetect_every == 3
+    assert config.loss.vgg19_weights == "/w/vgg19.pth"
+    settings.write_text("model: {image_size: 256}\n")
+    with pytest.raises(ConfigError, match="model.image_size=256 differs from the model's 64"):
+        with_run_settings(model, settings, [])
+    settings.write_text("data: {batch_size: 3}\n")
+    with pytest.warns(UserWarning, match="data.batch_size ignored"):
+        with_run_settings(model, settings, [])
+
+
+def test_weight_files_with_random_perceptual_networks_are_refused():
+    """Before: the path was never read and the run used random networks, exit 0."""
+    with pytest.raises(ConfigError, match="random perceptual networks ignore weight files"):
+        load_config(PARAMS_DIR / "tiny.yaml", ["loss.vgg19_weights=/w/vgg19.pth"])
+
+
+def test_fine_tuning_batches_are_at_most_the_persons_frames():
+    """finetune.batch_size=100000 with T = 1 was killed at 23 GB."""
+    from person.finetune import batch_size, total_steps
+
+    config = load_config(None, ["finetune.batch_size=100000", "finetune.epochs=4"])
+    assert batch_size(config, 1) == 1 and total_steps(config, 1) == 4
+    assert batch_size(config, 32) == 32

@@ -314,3 +314,14 @@ def test_unreadable_images_of_a_folder_are_skipped_and_counted(person_and_driver
     assert drive_main([*command[:-1], str(tmp_path / "none.mp4")]) == 2
     assert "no frame could be read" in capsys.readouterr().err
     assert not (tmp_path / "none.mp4").exists()
+
+
+def test_bad_frame_rates_and_unmakeable_outputs_are_messages(person_and_driver, tmp_path, capsys):
+    person, driver = person_and_driver
+    command = ["--model", str(person), "--source", str(driver), "--no-window"]
+    for fps in ("-5", "nan", "1e12", "0"):  # before: tracebacks, or 0 read as "the source's"
+        with pytest.raises(SystemExit):
+            drive_main([*command, "--output", str(tmp_path / "o.mp4"), "--fps", fps])
+    (tmp_path / "file").write_text("in the way")
+    assert drive_main([*command, "--output", str(tmp_path / "file" / "x.mp4")]) == 2
+    assert "Traceback" not in capsys.readouterr().err

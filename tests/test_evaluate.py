@@ -65,6 +65,16 @@ def test_evaluation_writes_the_table_and_resumes_per_video(tmp_path_factory, tmp
     assert evaluate_main([*command, "--set", "eval.holdout_frames=3"]) == 2
     assert "settings:" in capsys.readouterr().err
     assert [p.stat().st_mtime_ns for p in done] == stamps
+    # A damaged video result is evaluated again (before: BadZipFile after the other videos);
+    # a damaged record of what the folder is made from is named.
+    config.seed = 0
+    frames = done[0].with_suffix(".npz")
+    frames.write_bytes(frames.read_bytes()[:100])
+    assert evaluate_main(command) == 0
+    assert done[0].stat().st_mtime_ns != stamps[0] and done[1].stat().st_mtime_ns == stamps[1]
+    (out / "made_from.json").write_text("{bad")
+    assert evaluate_main(command) == 2
+    assert "made_from.json is damaged" in capsys.readouterr().err
 
 
 def test_result_names_are_unique_per_video():

@@ -297,3 +297,17 @@ def test_a_run_folder_that_cannot_be_made_is_an_error_message(built, tmp_path, c
     start = ["--config", "params/tiny.yaml", "--data", str(built.store)]
     assert train_main([*start, "--out", str(tmp_path / "file" / "run"), "--no-progress"]) == 2
     assert f"error: {tmp_path / 'file'}" in capsys.readouterr().err
+
+
+def test_a_run_that_failed_to_start_can_be_started_again(built, tmp_path, capsys):
+    """A setting this machine cannot run (fp16 without CUDA, a missing GPU): a message, and the
+    same --out takes the corrected command (before: "exists and is not empty")."""
+    run = tmp_path / "run"
+    start = ["--config", "params/tiny.yaml", "--data", str(built.store), "--out", str(run)]
+    quick = ["--set", "train.steps=1", "--no-progress"]
+    assert train_main([*start, *quick, "--set", "train.precision=fp16"]) == 2
+    assert "fp16 needs a CUDA GPU" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert train_main([*start, *quick, "--set", "device=cuda:0"]) == 2
+        assert "has no CUDA GPU" in capsys.readouterr().err
+    assert train_main([*start, *quick]) == 0

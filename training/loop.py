@@ -27,6 +27,7 @@ from params.config import Config, save_config
 from runtime.precision import Precision, resolve_precision
 from runtime.rng import restore_rng
 from runtime.runlog import RunLog, plot_losses, sample_grid, truncate_metrics
+from runtime.stop import StopRequest
 from training import distributed
 from training.checkpoint import (
     check_resumable,
@@ -37,7 +38,6 @@ from training.checkpoint import (
 from training.data import make_loader
 from training.meta import MetaLearner
 from training.monitor import CollapseAlarm, TrainingCollapsed
-from training.stop import StopRequest
 from training.validation import validate, validation_episodes
 
 log = logging.getLogger("training")
@@ -54,6 +54,9 @@ class Progress:
 
 
 LOCK_NAME = ".train.lock"  # held by the process that trains in a run folder
+# What a run that stopped before it began (a bad setting, a missing weight file, a stop during
+# start-up) leaves: such a folder may be started again as if it were empty.
+FAILED_START = {LOCK_NAME, "train.log", "tensorboard"}
 
 
 def prepare_run_folder(run_dir: Path, resume: bool) -> Path | None:
@@ -70,7 +73,7 @@ def prepare_run_folder(run_dir: Path, resume: bool) -> Path | None:
             log.info("no checkpoint in %s yet: starting from step 0", run_dir)
             return None
         return checkpoints[-1]
-    if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+    if run_dir.exists() and any(p.name not in FAILED_START for p in run_dir.iterdir()):
         raise RunFolderError(
             f"{run_dir} exists and is not empty: pass --resume to continue that run, or choose "
             "another --out (nothing was overwritten)"
@@ -283,6 +286,13 @@ def _save(
     }
     named["W"] = learner.table.weight
     distributed.check_in_sync(named, run)
+    diverged = [k for k, v in named.items() if v.is_floating_point() and not v.isfinite().all()]
+    if diverged:  # the loss alarm sees losses; weights can diverge in the step after them
+        raise TrainingCollapsed(
+            f"weights became NaN or infinite by step {state.step} ({', '.join(diverged[:3])}"
+            f"{', ...' if len(diverged) > 3 else ''}); no checkpoint written: lower the "
+            "learning rates and resume from the last checkpoint"
+        )
     if monitor is None:
         return
     path = save_checkpoint(

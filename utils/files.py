@@ -90,9 +90,10 @@ def load_versioned(
     except FileNotFoundError as cause:
         raise error(f"no {what} at {path}") from cause
     except Exception as cause:  # zip errors, unpickling errors, truncation: all say the same
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
         raise error(
             f"{path} is not a readable {what} (truncated or not a checkpoint file at all: "
-            f"{type(cause).__name__}: {cause})"
+            f"{type(cause).__name__}: {reason})"
         ) from cause
     if not isinstance(payload, dict) or payload.get("format") != file_format:
         raise error(f"{path} is not a {what}{hint}")

@@ -1,4 +1,5 @@
-"""Ctrl-C (and SIGTERM, utils/signals.py) during training: finish the step, save it, stop.
+"""Ctrl-C (and SIGTERM, utils/signals.py) during training or fine-tuning: finish the step,
+save it, stop.
 
 A KeyboardInterrupt raised in the middle of a step would leave the generator updated and the
 discriminator not, and a checkpoint of that state would not resume exactly. The first Ctrl-C
@@ -16,7 +17,9 @@ log = logging.getLogger(__name__)
 
 
 class StopRequest:
-    """A SIGINT handler for the training loop, installed in the main thread of one process.
+    """A SIGINT handler for a step loop (training, fine-tuning), installed in the main thread of
+    one process: ``requested`` tells the loop to save after the step and raise
+    KeyboardInterrupt.
 
     Under torchrun each rank gets the signal at its own moment and ranks must agree on the
     step, so there Ctrl-C stops at once and the run resumes from its newest checkpoint.
