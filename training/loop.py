@@ -70,7 +70,6 @@ def prepare_run_folder(run_dir: Path, resume: bool) -> Path | None:
         if not checkpoints:
             if not (run_dir / "config.yaml").is_file():
                 raise RunFolderError(f"--resume: {run_dir} is not a run folder (no config.yaml)")
-            log.info("no checkpoint in %s yet: starting from step 0", run_dir)
             return None
         return checkpoints[-1]
     if run_dir.exists() and any(p.name not in FAILED_START for p in run_dir.iterdir()):
@@ -128,6 +127,8 @@ def _train(
     if run.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     _setup_logging(run_dir, run.is_main)
+    if resume and resume_from is None:  # said only now: before, logging was not set up
+        log.info("no checkpoint in %s yet: starting from step 0", run_dir)
     torch.manual_seed(config.seed)  # the same initial networks on every rank
 
     dataset = VoxCelebDataset.from_config(config, split="train")
