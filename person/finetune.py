@@ -35,7 +35,7 @@ from runtime.precision import Precision
 from runtime.rng import restore_rng, rng_state
 from runtime.runlog import RunLog, plot_losses, sample_grid
 from runtime.stop import StopRequest
-from utils.files import atomic_save
+from utils.files import atomic_save, hold_folder, load_work_state
 from utils.images import save_image
 
 WORK_SUFFIX = ".work"
@@ -99,6 +99,11 @@ class FineTuner:
     def __init__(
         self, meta: MetaModel, person: PersonModel, config: Config, precision: Precision
     ) -> None:
+        if person.distilled:
+            raise FineTuneError(
+                "a distilled person model has no G to fine-tune: fine-tune its teacher, then "
+                "distil that again"
+            )
         if person.embedding is None:
             raise FineTuneError("the person file holds no embedding e_NEW to start from")
         device = precision.device
@@ -176,25 +181,6 @@ def origin(meta: MetaModel, person: PersonModel) -> dict[str, str]:
     return {"meta-model": meta.identity, "person": digest.hexdigest()[:16]}
 
 
-def load_work_checkpoint(path: Path, made_from: dict[str, str]) -> dict[str, object]:
-    """The stopped fine-tuning's state; FineTuneError if damaged or made from other inputs."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated, not a torch file: resuming from it is impossible
-        raise FineTuneError(
-            f"{path} does not load ({type(error).__name__}); delete {path.parent} to start again"
-        ) from error
-    recorded = state.get("made_from", {}) if isinstance(state, dict) else {}
-    changed = [key for key in made_from if recorded.get(key) != made_from[key]]
-    if changed:
-        names = ", ".join(f"{key} {recorded.get(key)} -> {made_from[key]}" for key in changed)
-        raise FineTuneError(
-            f"the stopped fine-tuning in {path.parent} was made from another {names}: resume "
-            f"with the same --model and --person, or delete {path.parent} to start again"
-        )
-    return state
-
-
 def fine_tune(
     meta: MetaModel,
     person: PersonModel,
@@ -204,7 +190,22 @@ def fine_tune(
     resume: bool = False,
     progress_bar: bool = True,
 ) -> PersonModel:
-    """Fine-tune, checkpointing into OUT.work/; returns (and writes to out) the person model."""
+    """Fine-tune, checkpointing into OUT.work/; returns (and writes to out) the person model.
+
+    One process per work folder: a second one gets FineTuneError."""
+    with hold_folder(work_folder(out), FineTuneError, "fine-tuning"):
+        return _fine_tune(meta, person, config, out, precision, resume, progress_bar)
+
+
+def _fine_tune(
+    meta: MetaModel,
+    person: PersonModel,
+    config: Config,
+    out: Path,
+    precision: Precision,
+    resume: bool,
+    progress_bar: bool,
+) -> PersonModel:
     work = work_folder(out)
     checkpoint_path = work / CHECKPOINT_NAME
     if checkpoint_path.exists() and not resume:
@@ -220,7 +221,13 @@ def fine_tune(
     step = 0
     made_from = origin(meta, person)
     if resume and checkpoint_path.exists():
-        state = load_work_checkpoint(checkpoint_path, made_from)
+        state = load_work_state(
+            checkpoint_path,
+            made_from,
+            FineTuneError,
+            "fine-tuning",
+            "the same --model and --person",
+        )
         tuner.load_state_dict(state)
         restore_rng(state["rng"])
         step = state["step"]

@@ -104,7 +104,7 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(built, tm
 def test_a_second_process_on_one_run_folder_is_refused(built, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    with filelock.FileLock(run / ".train.lock"):  # another process is training there
+    with filelock.FileLock(run / ".lock"):  # another process is training there
         start = ["--config", "params/tiny.yaml", "--data", str(built.store), "--out", str(run)]
         assert train_main([*start, "--set", "train.steps=1", "--no-progress"]) == 2
     assert "in use by another training process" in capsys.readouterr().err

@@ -12,11 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import filelock
 import torch
 from tqdm import tqdm
 
@@ -39,6 +37,7 @@ from training.data import make_loader
 from training.meta import MetaLearner
 from training.monitor import CollapseAlarm, TrainingCollapsed
 from training.validation import validate, validation_episodes
+from utils.files import LOCK_NAME, hold_folder
 
 log = logging.getLogger("training")
 
@@ -53,7 +52,6 @@ class Progress:
     episodes_seen: int = 0
 
 
-LOCK_NAME = ".train.lock"  # held by the process that trains in a run folder
 # What a run that stopped before it began (a bad setting, a missing weight file, a stop during
 # start-up) leaves: such a folder may be started again as if it were empty.
 FAILED_START = {LOCK_NAME, "train.log", "tensorboard"}
@@ -92,30 +90,11 @@ def train(config: Config, run_dir: Path, resume: bool = False, progress_bar: boo
     """Meta-train as config says, in run_dir; returns the meta-model export's path."""
     run = distributed.setup(config.device)
     try:
-        with _hold(run_dir) if run.is_main else contextlib.nullcontext():
+        held = hold_folder(run_dir, RunFolderError, "training")
+        with held if run.is_main else contextlib.nullcontext():
             return _train(config, run_dir, resume, run, progress_bar)
     finally:
         distributed.teardown(run)
-
-
-@contextlib.contextmanager
-def _hold(run_dir: Path) -> Iterator[None]:
-    """One training process per run folder: a second one (a resume started twice) is refused."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(run_dir / LOCK_NAME)
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout as error:
-        raise RunFolderError(
-            f"{run_dir} is in use by another training process (lock {run_dir / LOCK_NAME}); "
-            "wait for it to end or stop it"
-        ) from error
-    try:
-        yield
-    finally:
-        lock.release()
-        with contextlib.suppress(OSError):  # leave the folder as the run made it
-            (run_dir / LOCK_NAME).unlink()
 
 
 def _train(

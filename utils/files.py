@@ -1,13 +1,20 @@
-"""Atomic file writes: a crash mid-write never leaves a half file under the final name."""
+"""Files jobs can trust: atomic writes (a crash mid-write never leaves a half file under the
+final name), weights-only loading, stopped jobs' states checked against their inputs, one
+process per job folder."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import filelock
 import torch
+
+LOCK_NAME = ".lock"  # held by the process working in a job folder
 
 
 def _umask() -> int:
@@ -100,6 +107,54 @@ def load_versioned(
     if payload.get("version") != version and payload.get("version") not in older:
         raise error(f"{path}: {what} version {payload.get('version')}; this code reads {version}")
     return payload
+
+
+def load_work_state(
+    path: Path, made_from: dict[str, str], error: type[Exception], job: str, inputs: str
+) -> dict[str, Any]:
+    """A stopped job's saved state (weights-only), made from the same inputs as this run.
+
+    ``made_from`` names what the job depends on (identity hashes of its inputs and settings);
+    a state recorded with other values raises ``error`` naming what differs, so that a resumed
+    job never mixes inputs; so does a state that does not load. ``job`` ('fine-tuning') and
+    ``inputs`` ('the same --model and --person') make the message.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as cause:  # truncated, not a torch file: resuming from it is impossible
+        raise error(
+            f"{path} does not load ({type(cause).__name__}); delete {path.parent} to start again"
+        ) from cause
+    recorded = state.get("made_from", {}) if isinstance(state, dict) else {}
+    changed = [key for key in made_from if recorded.get(key) != made_from[key]]
+    if changed:
+        names = ", ".join(f"{key} {recorded.get(key)} -> {made_from[key]}" for key in changed)
+        raise error(
+            f"the stopped {job} in {path.parent} was made from another {names}: resume with "
+            f"{inputs}, or delete {path.parent} to start again"
+        )
+    return state
+
+
+@contextlib.contextmanager
+def hold_folder(folder: Path, error: type[Exception], job: str) -> Iterator[None]:
+    """One process per job folder (filelock): a second one, e.g. a resume started twice, gets
+    ``error`` instead of writing into the same checkpoint. The lock file goes with the job."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(folder / LOCK_NAME)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout as cause:
+        raise error(
+            f"{folder} is in use by another {job} process (lock {folder / LOCK_NAME}); wait for "
+            "it to end or stop it"
+        ) from cause
+    try:
+        yield
+    finally:
+        lock.release()
+        with contextlib.suppress(OSError):  # leave the folder as the job made it
+            (folder / LOCK_NAME).unlink()
 
 
 def describe_os_error(error: Exception) -> str:
