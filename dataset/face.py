@@ -145,6 +145,19 @@ def face_radius(landmarks: np.ndarray) -> float:
     return float(np.sqrt(((rigid - rigid.mean(axis=0)) ** 2).sum(axis=1).mean()))
 
 
+def transfer_motion(person: np.ndarray, driver: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The person's landmarks moved as the driver moved away from their reference (neutral).
+
+    person (68, 2) the person's geometry; driver (..., 68, 2) and reference (68, 2) the driver's
+    landmarks now and at rest, all in crop pixels. The driver's motion is scaled by the ratio
+    of the two faces' sizes (``face_radius``): expressions and head motion carry over, the face
+    shape stays the person's. Returns float32 (..., 68, 2).
+    """
+    person, reference = np.asarray(person, np.float64), np.asarray(reference, np.float64)
+    scale = face_radius(person) / max(face_radius(reference), 1e-6)
+    return (person + (np.asarray(driver, np.float64) - reference) * scale).astype(np.float32)
+
+
 def fit_box(box: FaceBox, width: int, height: int) -> FaceBox:
     """Move the box inside the image along each axis where it fits.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dataset.face import face_radius
+from dataset.face import transfer_motion
 
 MODES = ("auto", "relative", "absolute")
 
@@ -46,5 +46,4 @@ class Retargeter:
             reference = np.mean(self._seen, axis=0)
         else:
             reference = self.reference
-        scale = face_radius(self.person) / max(face_radius(reference), 1e-6)
-        return (self.person + (driver - reference) * scale).astype(np.float32)
+        return transfer_motion(self.person, driver, reference)

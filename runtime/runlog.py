@@ -98,7 +98,8 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 
 def plot_losses(run_dir: Path) -> Path | None:
-    """loss.png: each generator and discriminator term, and validation, over the steps."""
+    """loss.png: each generator and discriminator term, and validation, over the steps (every
+    key any record has: a step may log losses and validation in separate records)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,13 +108,12 @@ def plot_losses(run_dir: Path) -> Path | None:
     records = read_metrics(run_dir)
     if not records:
         return None
+    seen = sorted({key for record in records for key in record if key != "step"})
     panels = [
-        ("generator terms", [k for k in records[-1] if k.startswith("loss_g/")]),
-        ("discriminator", [k for k in records[-1] if k.startswith(("loss_d/", "score/"))]),
-        (
-            "validation (held-out people)",
-            sorted({k for r in records for k in r if k.startswith("val/")}),
-        ),
+        ("generator terms", [k for k in seen if k.startswith("loss_g/")]),
+        ("discriminator", [k for k in seen if k.startswith(("loss_d/", "score/"))]),
+        ("validation (held out)", [k for k in seen if k.startswith("val/") and k != "val/psnr"]),
+        ("validation PSNR (dB)", [k for k in seen if k == "val/psnr"]),
     ]
     panels = [(title, keys) for title, keys in panels if keys]
     figure, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
