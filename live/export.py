@@ -4,14 +4,16 @@
 
 The exported network is G with the person's psi folded in as a constant and spectral
 normalisation folded into plain weights (at inference the normalised weights no longer
-change). Input: (B, 3, S, S) float32 landmark pictures in the model's output range ([-1, 1]
-for tanh); output: (B, 3, S, S) frames in the same range. ONNX models run in onnxruntime;
-TorchScript ones in libtorch, without this project's code.
+change), or a distilled person's student as it is. Input: (B, 3, S, S) float32 landmark
+pictures in the model's output range ([-1, 1] for tanh); output: (B, 3, S, S) frames in the
+same range. ONNX models run in onnxruntime; TorchScript ones in libtorch, without this
+project's code.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -44,11 +46,18 @@ class PersonGenerator(nn.Module):
         return self.generator.synthesize(landmarks, self.psi)
 
 
+def person_network(person: PersonModel) -> nn.Module:
+    """The person's generator as one fp32 CPU network, landmark pictures -> frames (a copy)."""
+    if person.distilled:
+        return copy.deepcopy(person.generator).float().cpu().eval()
+    return PersonGenerator(person).eval()
+
+
 def export_person(person: PersonModel, path: Path, kind: str) -> Path:
     """Write the person's generator as ONNX or TorchScript, atomically."""
     if kind not in FORMATS:
         raise ValueError(f"unknown export format '{kind}' (known: {', '.join(FORMATS)})")
-    network = PersonGenerator(person).eval()
+    network = person_network(person)
     size = person.config.model.image_size
     example = torch.zeros(1, 3, size, size)
     with torch.no_grad():

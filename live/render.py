@@ -1,7 +1,7 @@
 """The person's generator as a renderer for live driving: landmark picture in, frame out.
 
 Everything that can be done once is done once: psi is fixed, spectral normalisation folded into
-plain weights (live/export.py: PersonGenerator), inference mode, channels-last, and on devices
+plain weights (live/export.py: person_network), inference mode, channels-last, and on devices
 that compute bf16 natively the weights themselves in bf16 (no per-call casting). torch.compile
 (inductor, weights frozen as constants) fuses the remaining elementwise work; the ONNX backend
 runs the exported model in onnxruntime instead of PyTorch.
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from dataset.value_range import image_to_tensor, tensor_to_image
-from live.export import PersonGenerator, export_person
+from live.export import export_person, person_network
 from models.person_model import PersonModel
 from runtime.precision import resolve_precision
 
@@ -33,7 +33,7 @@ class TorchRenderer:
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
             self.precision, torch.float32
         )
-        network = PersonGenerator(person).eval().to(device, self.dtype)
+        network = person_network(person).to(device, self.dtype)
         self.network = network.to(memory_format=torch.channels_last)
         if compile_model:
             import torch._inductor.config as inductor
