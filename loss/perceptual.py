@@ -108,18 +108,23 @@ def _layer_l1(
     return sum(w * mean_abs_difference(f, r) for w, f, r in zip(weights, fake, real, strict=True))
 
 
+def warn_random(what: str) -> None:
+    """Say loudly that a perceptual network is random (tests and smoke runs only)."""
+    message = (
+        f"loss.random_perceptual_networks is on: {what} RANDOM; the perceptual loss is "
+        "meaningless (tests and smoke runs only)"
+    )
+    warnings.warn(message, stacklevel=3)
+    log.warning(message)
+
+
 class ContentLoss(nn.Module):
     """Weighted L1 over VGG19 and VGGFace activations; returns each term separately."""
 
     def __init__(self, config: LossConfig, output_activation: str) -> None:
         super().__init__()
         if config.random_perceptual_networks:
-            message = (
-                "loss.random_perceptual_networks is on: VGG19 and VGGFace are RANDOM; the "
-                "content loss is meaningless (tests and smoke runs only)"
-            )
-            warnings.warn(message, stacklevel=2)
-            log.warning(message)
+            warn_random("VGG19 and VGGFace are")
             vgg19_trunk, vggface_trunk = vgg_features(19), vgg_features(16)
         else:
             vgg19_trunk = load_vgg19_features(config.vgg19_weights)
@@ -155,3 +160,33 @@ class ContentLoss(nn.Module):
                 real_features = network(real01)
             terms[name] = weight * _layer_l1(network(fake01), real_features, layer_weights)
         return terms
+
+
+class Vgg19Distance(nn.Module):
+    """Mean L1 between VGG19 activations at the first ``layers`` of relu1_1 ... relu5_1.
+
+    For distillation (person/distill.py): the student's frames against the teacher's, both in
+    the generator's output range. VGG19 is torchvision's ImageNet network from
+    ``loss.vgg19_weights`` (PerceptualWeightsError when missing), random only with
+    ``loss.random_perceptual_networks``. Layers beyond the last used are not kept.
+    """
+
+    def __init__(self, config: LossConfig, output_activation: str, layers: int) -> None:
+        super().__init__()
+        if not 1 <= layers <= len(VGG19_LAYERS):
+            raise ValueError(f"layers must be 1..{len(VGG19_LAYERS)}, got {layers}")
+        if config.random_perceptual_networks:
+            warn_random("VGG19 is")
+            trunk = vgg_features(19)
+        else:
+            trunk = load_vgg19_features(config.vgg19_weights)
+        self.network = FrozenFeatures(trunk, VGG19_LAYERS[:layers], imagenet_preprocess)
+        self.output_activation = output_activation
+
+    def forward(self, fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            wanted = self.network(to_unit_range(target, self.output_activation))
+        found = self.network(to_unit_range(fake, self.output_activation))
+        return sum(mean_abs_difference(f, w) for f, w in zip(found, wanted, strict=True)) / len(
+            found
+        )

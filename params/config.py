@@ -191,12 +191,50 @@ class FinetuneConfig:
 
 
 @dataclass
+class DistillConfig:
+    """The fast avatar: a student generator learnt from a person model (person/distill.py)."""
+
+    # Student (network/student.py): channels at S/2, S/4, ... (at most log2(S) - 2 levels are
+    # used: 4x4 is the smallest map), and residual blocks at the smallest resolution.
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
+    blocks: int = 3
+    # Landmark pictures the teacher renders once (its frames are the student's targets): the
+    # person's own frames, those frames augmented, and driver motion retargeted onto the face.
+    poses: int = 400
+    driver_share: float = 0.5  # of the poses, when drivers are given
+    holdout: float = 0.15  # share of drivers' frames (their last ones) and of the person's own
+    # Augmentation ranges: head rotation (degrees), scale and shift (fractions of the face
+    # radius), mouth opening (fraction of the face radius), eye opening (factor 0..max_eye).
+    max_rotation: float = 12.0
+    max_scale: float = 0.08
+    max_shift: float = 0.12
+    max_mouth: float = 0.35
+    max_eye: float = 1.4
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 2.0e-3  # Adam, cosine decay to 5% over the steps
+    l1_weight: float = 1.0
+    # VGG19 (loss.vgg19_weights; random only with loss.random_perceptual_networks) on a random
+    # crop of perceptual_crop px of teacher and student frames, the first perceptual_layers of
+    # relu1_1 .. relu5_1 (a crop of the first three keeps the term affordable on a CPU).
+    perceptual_weight: float = 0.1
+    perceptual_crop: int = 64
+    perceptual_layers: int = 3
+    checkpoint_every: int = 250
+    log_every: int = 25
+    sample_every: int = 250
+
+
+@dataclass
 class EvalConfig:
     """The paper's self-reenactment protocol (evaluate.py, SPEC section 5)."""
 
     shots: list[int] = field(default_factory=lambda: [1, 8, 32])  # T
     holdout_frames: int = 32  # frames generated from their own landmarks and compared
     finetune: bool = True  # also evaluate fine-tuned person models (finetune.* settings)
+    # Also evaluate a student distilled from the fine-tuned (else feed-forward) person model
+    # on poses of its T frames (distill.* settings).
+    distill: bool = False
     max_videos: int = 0  # 0: every held-out video
     # Weights of the metrics that need them; unset: reported as unavailable, with the reason.
     fid_inception_weights: str | None = None  # pt_inception-2015-12-05-6726825d.pth
@@ -213,6 +251,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     person: PersonConfig = field(default_factory=PersonConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
@@ -347,6 +386,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 RUN_SETTINGS = (
     "person.",
     "finetune.",
+    "distill.",
     "eval.",
     "train.",
     "device",

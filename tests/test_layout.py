@@ -27,7 +27,7 @@ ALLOWED = {
     "loss": {"dataset", "network", "params", "utils"},
     "models": {"dataset", "network", "params", "utils"},
     "runtime": {"dataset", "loss", "params", "utils"},
-    "person": {"dataset", "loss", "models", "network", "params", "runtime", "utils"},
+    "person": {"dataset", "loss", "metrics", "models", "network", "params", "runtime", "utils"},
     "live": {"dataset", "models", "network", "params", "runtime", "utils"},
     "training": {"dataset", "loss", "metrics", "models", "network", "params", "runtime", "utils"},
     "evaluation": {"dataset", "metrics", "models", "params", "person", "runtime", "utils"},
