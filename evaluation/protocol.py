@@ -3,10 +3,12 @@
 For each video: its frames in time order; the last ``eval.holdout_frames`` are held out, the
 others are the pool the person's T frames are taken from (spread evenly). For each T in
 ``eval.shots``: a feed-forward person model from the T frames (and, with ``eval.finetune``, a
-fine-tuned one), then every held-out frame generated from its own landmarks and compared with
-the real frame. Frames come from a store's validation split (identities never trained on) or
-from a folder of videos, cropped exactly as in training. Each finished video's results are
-written at once, so a stopped evaluation continues where it was.
+fine-tuned one; with ``eval.distill``, a student distilled from the fine-tuned one, else the
+feed-forward one, on poses of its T frames: person/distill.py), then every held-out frame
+generated from its own landmarks and compared with the real frame. Frames come from a store's
+validation split (identities never trained on) or from a folder of videos, cropped exactly as
+in training. Each finished video's results are written at once, so a stopped evaluation
+continues where it was.
 """
 
 from __future__ import annotations
@@ -46,13 +48,14 @@ from models.meta_model import MetaModel
 from models.person_model import PersonModel
 from params.config import Config, to_dict
 from person.assemble import Candidate, assemble_person
+from person.distill import distilled_in_memory
 from person.finetune import tuned_in_memory
 from runtime.precision import Precision
 from utils.files import atomic_write_bytes
 from utils.images import decode_jpeg, save_image
 
 log = logging.getLogger(__name__)
-MODES = ("feed-forward", "fine-tuned")
+MODES = ("feed-forward", "fine-tuned", "distilled")
 
 
 @dataclass
@@ -202,6 +205,9 @@ def evaluate_video(
         models = {"feed-forward": person}
         if config.eval.finetune:
             models["fine-tuned"] = tuned_in_memory(meta, person, config, precision)
+        if config.eval.distill:  # the student of the best person model here
+            teacher = models.get("fine-tuned", person)
+            models["distilled"] = distilled_in_memory(teacher, config, precision)
         for mode, model in models.items():
             with torch.no_grad():
                 fake = tensor_to_image(model.generate(pictures.to(precision.device)), activation)
@@ -230,7 +236,8 @@ MADE_FROM = "made_from.json"
 
 def made_from(meta: MetaModel, data: Path, config: Config) -> dict[str, str]:
     """What an evaluation's numbers depend on: the model, the data and the protocol's settings."""
-    settings = {name: to_dict(config)[name] for name in ("eval", "finetune", "person", "seed")}
+    names = ("eval", "finetune", "distill", "person", "seed")
+    settings = {name: to_dict(config)[name] for name in names}
     text = json.dumps(settings, sort_keys=True)
     return {
         "meta-model": meta.identity,

@@ -70,15 +70,29 @@ def _shown(value: object, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _tuning(config: Config) -> str:
+    """What the table's fine-tuned and distilled rows were made with."""
+    parts = []
+    if config.eval.finetune:
+        tune = config.finetune
+        steps = f", steps {tune.steps}" if tune.steps else ""
+        parts.append(f"fine-tuned on them: {tune.epochs} epochs, batch {tune.batch_size}{steps}")
+    if config.eval.distill:
+        teacher = "fine-tuned" if config.eval.finetune else "feed-forward"
+        parts.append(
+            f"distilled: a student of the {teacher} model, {config.distill.steps} steps on "
+            f"{config.distill.poses} poses of them"
+        )
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def markdown(table: dict[str, dict[str, object]], config: Config, data: str, videos: int) -> str:
     lines = [
         "# Self-reenactment on held-out people (the paper's Table 1 protocol)",
         "",
         f"Data: {data} ({videos} videos); up to {config.eval.holdout_frames} held-out frames per "
         f"video (the same for every T), generated from their own landmarks; "
-        f"T = {config.eval.shots} frames to embed "
-        f"(and fine-tune on: {config.finetune.epochs} epochs, batch {config.finetune.batch_size}"
-        f"{', steps ' + str(config.finetune.steps) if config.finetune.steps else ''}); "
+        f"T = {config.eval.shots} frames to embed{_tuning(config)}; "
         f"{config.model.image_size} px. Paper: VoxCeleb2 test set, 256 px, ArcFace CSIM.",
         "",
         "| method | T | FID (paper) | SSIM (paper) | CSIM ArcFace (paper) | CSIM dlib | PSNR "
@@ -90,7 +104,7 @@ def markdown(table: dict[str, dict[str, object]], config: Config, data: str, vid
             row = table.get(f"{mode}/T={shots}")
             if row is None:
                 continue
-            paper = PAPER[mode].get(shots)
+            paper = PAPER.get(mode, {}).get(shots)
             used = row["fewest_shots_used"]
             shown_shots = str(shots) if used == shots else f"{shots} (some videos: {used})"
             fid_p, ssim_p, csim_p = ("-", "-", "-") if paper is None else paper
@@ -144,6 +158,7 @@ def write_report(
         "settings": {
             "eval": to_dict(config)["eval"],
             "finetune": to_dict(config)["finetune"],
+            "distill": to_dict(config)["distill"],
             "image_size": config.model.image_size,
         },
         "results": {cell: {k: plain(v) for k, v in row.items()} for cell, row in table.items()},

@@ -30,6 +30,8 @@ def test_evaluation_writes_the_table_and_resumes_per_video(tmp_path_factory, tmp
     command = ["--model", str(meta), "--data", str(videos), "--out", str(out), "--no-progress"]
     command += ["--set", "eval.shots=[1,4]", "--set", "eval.holdout_frames=4"]
     command += ["--set", "finetune.steps=2", "--set", "loss.random_perceptual_networks=true"]
+    student = ["eval.distill=true", "distill.steps=2", "distill.poses=8", "distill.widths=[8,16]"]
+    command += [arg for value in student for arg in ("--set", value)]
     assert evaluate_main(command) == 0
     table = (out / "table.md").read_text()
     for row in (
@@ -37,6 +39,8 @@ def test_evaluation_writes_the_table_and_resumes_per_video(tmp_path_factory, tmp
         "| feed-forward | 4 |",
         "| fine-tuned | 1 |",
         "| fine-tuned | 4 |",
+        "| distilled | 1 |",  # the student of the fine-tuned model, beside its teacher
+        "| distilled | 4 |",
     ):
         assert row in table
     assert "(46.1)" in table  # the paper's numbers beside ours
