@@ -1,13 +1,16 @@
 """Driving speed: per-stage latency and end-to-end frames per second on a video file.
 
-    python -m bench.drive [--video FILE] [--config params/default.yaml] [--frames 60] [--write]
+    python -m bench.drive [--video FILE] [--config params/default.yaml] [--frames 60]
+        [--kind teacher|distilled] [--write]
 
 A person model of the config's size (random weights: speed does not depend on them; the
-person's frames are the bundled astronaut) is driven by a video, by default a 640x480 clip of
-the bundled Grace Hopper moving (a webcam's size). For each renderer (fp32; bf16 weights;
-bf16 + torch.compile; onnxruntime fp32) the generator alone is timed on 256 px landmark
+person's frames are the bundled astronaut; ``--kind distilled``: the config's student instead
+of G) is driven by a video, by default a 640x480 clip of the bundled Grace Hopper moving (a
+webcam's size). For each renderer (fp32; fp32 + torch.compile; bf16 weights; bf16 +
+torch.compile; onnxruntime fp32) the generator alone is timed on the config's landmark
 pictures, with its difference from fp32 as PSNR, and the whole path (read, landmarks,
-stabilise and crop, landmark picture, generate, write an mp4) is run on the video.
+stabilise and crop, landmark picture, generate, write an mp4) is run on the video. bf16 is
+worth timing only where the CPU computes it natively (AVX-512 BF16, AMX).
 """
 
 from __future__ import annotations
@@ -33,26 +36,28 @@ from live.drive import Driver, compose
 from live.render import OnnxRenderer, TorchRenderer
 from live.sinks import VideoFileSink
 from live.sources import FrameSource
-from models.person_model import PersonModel
-from network import Generator
+from models.person_model import PersonModel, make_network
 from params.config import PARAMS_DIR, add_override_argument, load_config
 from utils.images import encode_jpeg
 
 SECTION = "bench.drive"
-RENDERERS = ("fp32", "bf16", "bf16+compile", "onnx-fp32")
+RENDERERS = ("fp32", "fp32+compile", "bf16", "bf16+compile", "onnx-fp32")
 
 
-def random_person(config) -> PersonModel:
-    """A person model with random weights and the astronaut's frames and landmarks."""
+def random_person(config, kind: str = "feed-forward") -> PersonModel:
+    """A person model with random weights and the astronaut's frames and landmarks (kind
+    'distilled': the config's student in place of G)."""
     torch.manual_seed(0)
-    generator = Generator(config.model).eval()
+    generator = make_network(kind, config).eval()
     settings = CropSettings.from_config(config)
     photo = face_pictures()["astronaut"]
     crop, points, _ = crop_face(photo, make_detector("dlib").detect(photo), settings)
     jpeg = encode_jpeg(crop)
-    with torch.no_grad():
-        psi = generator.project(torch.randn(1, config.model.embedding_dim))
-    return PersonModel("feed-forward", config, generator, psi, [jpeg], points[None], "random")
+    psi = None
+    if kind != "distilled":
+        with torch.no_grad():
+            psi = generator.project(torch.randn(1, config.model.embedding_dim))
+    return PersonModel(kind, config, generator, psi, [jpeg], points[None], "random")
 
 
 def webcam_like_video(path: Path, frames: int) -> Path:
@@ -68,7 +73,7 @@ def make(kind: str, person: PersonModel):
     device = torch.device("cpu")
     if kind == "onnx-fp32":
         return OnnxRenderer(person, torch.get_num_threads())
-    precision = "fp32" if kind == "fp32" else "bf16"
+    precision = "bf16" if kind.startswith("bf16") else "fp32"
     return TorchRenderer(person, device, precision, compile_model=kind.endswith("compile"))
 
 
@@ -121,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=60, help="frames of the synthetic video")
     parser.add_argument("--reps", type=int, default=20, help="generator calls timed")
     parser.add_argument("--renderers", nargs="+", choices=RENDERERS, default=list(RENDERERS))
+    parser.add_argument(
+        "--kind", choices=("teacher", "distilled"), default="teacher", help="G or the student"
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     config = load_config(args.config, ["device=cpu", *args.overrides])
-    person = random_person(config)
+    person = random_person(config, "distilled" if args.kind == "distilled" else "feed-forward")
     size = config.model.image_size
     rows, reference = [], None
     with tempfile.TemporaryDirectory() as work:
@@ -161,12 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             f"| {kind} | {generator_ms:.0f} ms | {shown} | {cells} | {stages['fps']:.1f} fps |"
         )
+    suffix = ".student" if person.distilled else ""
     body = "\n".join(
         [
-            "## Driving (`python -m bench.drive`)",
+            f"## Driving (`python -m bench.drive{suffix and ' --kind distilled'}`)",
             "",
             machine_line(),
-            f"Person model at {size} px (random weights), driven by "
+            f"Person model at {size} px ({'student' if person.distilled else 'G'}, random "
+            "weights), driven by "
             f"{args.video or 'a synthetic 640x480 clip of the bundled Grace Hopper'}; "
             f"{torch.get_num_threads()} threads. Generator alone: median of {args.reps} calls; "
             "stages: median ms per frame over the whole clip (read in a capture thread, so "
@@ -175,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             *lines,
         ]
     )
-    report(f"{SECTION}.{size}", body, args.write)
+    report(f"{SECTION}.{size}{suffix}", body, args.write)
     return 0
 
 

@@ -8,7 +8,8 @@
 4. embed a person from a photo and a clip,  python embedder_inference.py ...
 5. fine-tune the person,                    python fine_tuning_training.py ...
 6. drive it with another video to an mp4,   python webcam_inference.py ... --side-by-side
-7. evaluate by the paper's protocol,        python evaluate.py ...
+7. distil it into a fast student, drive it, python -m person.distill ...
+8. evaluate by the paper's protocol,        python evaluate.py ...
 
 Each step runs the same command a user types (printed as it runs). A few CPU minutes and two
 people do not give the paper's quality: the point is that every stage works and shows what it
@@ -42,6 +43,7 @@ from params.config import (
     load_config,
     save_config,
 )
+from person.distill import main as distill_main
 from train import main as train_main
 from utils.images import save_animation, save_image
 from webcam_inference import main as drive_main
@@ -149,6 +151,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     animation = driven.with_suffix(".gif")  # for chats and READMEs, where mp4 does not play
     save_animation(list(iter_frames(driven)), animation, video_fps(driven))
+    fast, driven_fast = out / "astronaut_fast.pt", out / "driven_fast.mp4"
+    run(  # the student sees the training people's motion retargeted onto the astronaut
+        "-m person.distill",
+        distill_main,
+        [
+            str(out / "astronaut_tuned.pt"),
+            "--out",
+            str(fast),
+            "--drivers",
+            str(out / "store"),
+            *config,
+        ],
+    )
+    run(
+        "webcam_inference.py",
+        drive_main,
+        [
+            *("--model", str(fast), "--source", str(data["driver"])),
+            *("--output", str(driven_fast), "--no-window", "--side-by-side"),
+        ],
+    )
     run(
         "evaluate.py",
         evaluate_main,
@@ -169,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  {out / 'run' / 'samples'}/  (training: sources, target landmarks, generated, real)\n"
         f"  {out / 'run' / 'loss.png'}  (loss curves)   tensorboard --logdir {out / 'run'}\n"
         f"  {out / 'astronaut_tuned_samples.png'}  (the fine-tuned person)\n"
+        f"  {driven_fast} and {out / 'astronaut_fast_samples.png'}  (the fast student: "
+        "landmarks | teacher | student)\n"
         f"  {out / 'evaluation' / 'table.md'} and grid.png  (the paper's protocol)\n"
         "A few CPU minutes on two people do not give the paper's quality; that takes VoxCeleb2,\n"
         "the VGG19 and VGGFace weights and days on GPUs: see the README, '3. Meta-train'."

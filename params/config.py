@@ -200,7 +200,7 @@ class DistillConfig:
     blocks: int = 3
     # Landmark pictures the teacher renders once (its frames are the student's targets): the
     # person's own frames, those frames augmented, and driver motion retargeted onto the face.
-    poses: int = 400
+    poses: int = 300
     driver_share: float = 0.5  # of the poses, when drivers are given
     holdout: float = 0.15  # share of drivers' frames (their last ones) and of the person's own
     # Augmentation ranges: head rotation (degrees), scale and shift (fractions of the face
@@ -210,7 +210,7 @@ class DistillConfig:
     max_shift: float = 0.12
     max_mouth: float = 0.35
     max_eye: float = 1.4
-    steps: int = 1000
+    steps: int = 900
     batch_size: int = 8
     lr: float = 2.0e-3  # Adam, cosine decay to 5% over the steps
     l1_weight: float = 1.0

@@ -50,7 +50,7 @@ from utils.signals import report_stop, sigterm_as_ctrl_c
 WORK_SUFFIX = ".work"
 TEACHER_NAME = "teacher.pt"
 CHECKPOINT_NAME = "distill.pt"
-DRIVER_FRAMES = 200  # frames taken from each driver video
+DRIVER_FRAMES = 100  # frames taken from each driver video (15 of them held out)
 RENDER_BATCH = 8
 
 
@@ -140,6 +140,7 @@ class Distiller:
         self.activation = config.model.output_activation
         self.student = make_network("distilled", config).to(precision.device).train()
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.distill.lr)
+        self.scaler = precision.scaler()
         tune = config.distill
         self.perceptual = (
             Vgg19Distance(config.loss, self.activation, tune.perceptual_layers).to(precision.device)
@@ -168,8 +169,9 @@ class Distiller:
                 )
         total = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        self.scaler.scale(total).backward()  # fp16 on older GPUs: loss scaling
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         return {
             **{k: float(v.detach()) for k, v in terms.items()},
             "loss_g/total": float(total.detach()),
@@ -316,6 +318,7 @@ def _distill(
         state = _load_state(checkpoint_path, origin)
         distiller.student.load_state_dict(state["student"])
         distiller.optimizer.load_state_dict(state["optimizer"])
+        distiller.scaler.load_state_dict(state["scaler"])
         restore_rng(state["rng"])
         step = state["step"]
         truncate_metrics(work, step)
@@ -339,6 +342,7 @@ def _distill(
                 state = {
                     "student": distiller.student.state_dict(),
                     "optimizer": distiller.optimizer.state_dict(),
+                    "scaler": distiller.scaler.state_dict(),
                     "step": step,
                     "rng": rng_state(),
                     "made_from": origin,

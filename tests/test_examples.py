@@ -48,6 +48,8 @@ def test_demo_runs_every_stage_and_says_where_its_outputs_are(tmp_path, capsys):
         "train.sample_every=3",
         "train.checkpoint_every=3",
         "finetune.steps=2",
+        "distill.steps=2",
+        "distill.poses=8",
         "eval.shots=[1]",
         "eval.holdout_frames=2",
         "data.identity_check=false",
@@ -58,7 +60,9 @@ def test_demo_runs_every_stage_and_says_where_its_outputs_are(tmp_path, capsys):
         assert f"$ python {command}" in printed
     driven = list(iter_frames(out / "driven.mp4"))
     assert len(driven) == 72 and driven[0].shape == (64, 3 * 64, 3)  # driver | picture | avatar
-    for output in ("driven.gif", "run/loss.png", "run/meta.pt", "evaluation/table.md"):
+    assert len(list(iter_frames(out / "driven_fast.mp4"))) == 72  # the student drives too
+    outputs = ("driven.gif", "run/loss.png", "run/meta.pt", "evaluation/table.md")
+    for output in (*outputs, "astronaut_fast_samples.png"):
         assert (out / output).is_file() and str(out / output.split("/")[0]) in printed
     assert "do not give the paper's quality" in printed
     with pytest.raises(SystemExit):  # an earlier demo is kept unless --overwrite
