@@ -304,13 +304,12 @@ def _distill(
     work = out.with_name(out.name + WORK_SUFFIX)
     checkpoint_path, lesson_path = work / CHECKPOINT_NAME, work / TEACHER_NAME
     teacher.to(precision.device).generator.eval()
-    origin = made_from(teacher, config, list(drivers))
+    origin = made_from(teacher, config, drivers)
     torch.manual_seed(config.seed)
     if resume and lesson_path.exists():
         lesson = Lesson.from_state(_load_state(lesson_path, origin))
     else:
-        lesson = Lesson.prepare(teacher, config, precision, list(drivers), progress)
-        work.mkdir(parents=True, exist_ok=True)
+        lesson = Lesson.prepare(teacher, config, precision, drivers, progress)
         atomic_save({"made_from": origin, **lesson.state_dict()}, lesson_path)
     distiller = Distiller(config, precision)
     step = 0
