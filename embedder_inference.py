@@ -39,16 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         person.save(args.out)
     except (MetaModelError, ConfigError, NoFaceError, OSError) as error:
         return user_error(error)
-    for path in collected.several_faces:
-        print(f"warning: several faces in {path}: the largest was used")
-    if collected.without_face:
-        print(f"skipped {len(collected.without_face)} photo(s) or frame(s) without a face")
-    for line in collected.too_small:
-        print(f"  {line}")
-    for line in collected.other_person:
-        print(f"left out: {line}")
-    if collected.unreadable:
-        print(f"skipped unreadable: {', '.join(collected.unreadable)}")
+    for line in collected.notes():
+        print(line)
     print(
         f"wrote {args.out}: {len(person.frames)} frame(s) of {len(collected.candidates)} with a "
         f"face embedded in {time.perf_counter() - start:.1f} s (meta-model {meta.identity})"

@@ -17,16 +17,18 @@ from pathlib import Path
 
 from dataset.landmarks import DetectorUnavailableError
 from dataset.video import VideoReadError
-from live.drive import Driver, drive
-from live.render import BACKENDS, make_renderer
+from live.pipeline import DriveOptions, drive_source
+from live.render import BACKENDS
 from live.retarget import MODES
-from live.sinks import SinkError, WindowSink, open_sinks
-from live.sources import FrameSource, frame_rate
+from live.sinks import SinkError
+from live.sources import frame_rate
 from models.person_model import PersonModelError, load_person_model
 from params.config import ConfigError
 from runtime.cli import add_run_arguments, refuse_to_overwrite, run_settings, user_error
 from runtime.precision import PRECISIONS
 from utils.signals import sigterm_as_ctrl_c
+
+USER_ERRORS = (PersonModelError, ConfigError, SinkError, VideoReadError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,27 +50,24 @@ def main(argv: list[str] | None = None) -> int:
     refuse_to_overwrite(parser, args.output, args.overwrite, [args.model, args.source])
     if args.no_window and args.output is None and not args.virtual_camera:
         parser.error("--no-window needs --output and/or --virtual-camera: the frames go nowhere")
-    sinks, source, errors = [], None, (PersonModelError, ConfigError, SinkError, VideoReadError)
+    options = DriveOptions(
+        args.output,
+        args.virtual_camera,
+        not args.no_window,
+        args.side_by_side,
+        args.retarget,
+        args.backend,
+        args.precision,
+        args.compile,
+        args.fps,
+    )
     try:
         person = load_person_model(args.model)
         run = run_settings(person.config, args)
-        person.to(run.device)
-        renderer = make_renderer(person, args.backend, run.device, args.precision, args.compile)
-        source = FrameSource(args.source, args.fps)
-        size = person.config.model.image_size
-        shape = (size * (3 if args.side_by_side else 1), size)
-        sinks = open_sinks(args.output, args.virtual_camera, shape, source.fps, source.file)
-        driver = Driver.from_config(person, run.config, renderer, args.retarget, source.fps)
-        window = None if args.no_window else WindowSink()
         with sigterm_as_ctrl_c():
-            summary = drive(source, driver, sinks, window, args.side_by_side)  # closes the sinks
-    except (*errors, DetectorUnavailableError, OSError) as error:
+            summary, driver = drive_source(person, run.config, run.device, args.source, options)
+    except (*USER_ERRORS, DetectorUnavailableError, OSError) as error:
         return user_error(error)
-    finally:
-        for sink in sinks:  # left open only by an error: no half files
-            sink.discard()
-        if source is not None:
-            source.close()
     print(summary.describe(driver))
     if args.output is not None:
         print(f"wrote {args.output}")

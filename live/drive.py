@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -178,9 +179,17 @@ class DriveSummary:
         return text
 
 
-def drive(source, driver: Driver, sinks: list, window, side_by_side: bool) -> DriveSummary:
+def drive(
+    source,
+    driver: Driver,
+    sinks: list,
+    window,
+    side_by_side: bool,
+    on_frame: Callable[[int], None] | None = None,
+) -> DriveSummary:
     """Every frame of source through driver into every sink and the window (None: no window),
-    until the source ends, the window's q, or Ctrl-C (SIGTERM). Then the sinks are closed and
+    until the source ends, the window's q, or Ctrl-C (SIGTERM); on_frame(frames written so
+    far) after each frame. Then the sinks are closed and
     taken out of the list, a video file getting its name only now; a source that gave no frame
     raises VideoReadError and leaves the sinks to the caller (to discard)."""
     side, landmarks, frames, interrupted = side_by_side, False, 0, False
@@ -194,6 +203,8 @@ def drive(source, driver: Driver, sinks: list, window, side_by_side: bool) -> Dr
                 sink.write(picture, frame.time)
             driver.times.add("write", (time.perf_counter() - written) * 1e3)
             frames += 1
+            if on_frame is not None:
+                on_frame(frames)
             if window is not None:
                 fps = frames / (time.perf_counter() - start)
                 action = window.write(overlay(picture, fps, driven.face))

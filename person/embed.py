@@ -52,6 +52,20 @@ class Collected:
     unreadable: list[str] = field(default_factory=list)
     several_faces: list[str] = field(default_factory=list)
 
+    def notes(self) -> list[str]:
+        """What the user should know about inputs that were skipped or partly used, one line
+        each (embedder_inference.py prints them; the app shows them)."""
+        lines = [
+            f"warning: several faces in {path}: the largest was used" for path in self.several_faces
+        ]
+        if self.without_face:
+            lines.append(f"skipped {len(self.without_face)} photo(s) or frame(s) without a face")
+        lines += [f"  {line}" for line in self.too_small]
+        lines += [f"left out: {line}" for line in self.other_person]
+        if self.unreadable:
+            lines.append(f"skipped unreadable: {', '.join(self.unreadable)}")
+        return lines
+
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     """Files, folders (their photos and videos, sorted) and glob patterns -> files.
@@ -155,10 +169,11 @@ def select_frames(candidates: list[Candidate], count: int) -> list[Candidate]:
     ]
 
 
-def embed_person(
-    meta: MetaModel, inputs: Iterable[str | Path], config: Config
-) -> tuple[PersonModel, Collected]:
-    """A feed-forward person model from photos and/or videos; NoFaceError if none has a face."""
+def person_frames(
+    inputs: Iterable[str | Path], config: Config
+) -> tuple[list[Candidate], Collected]:
+    """The T = person.frames crops (with landmarks) a person model is made of, chosen from every
+    face of the inputs, and what was collected; NoFaceError when no input gives a face."""
     paths = expand_inputs(inputs)
     missing = [_why_missing(p) for p in paths if not p.is_file()]
     if not paths or missing:
@@ -170,5 +185,12 @@ def embed_person(
             f"no face found in any input ({len(paths)} file(s); {len(collected.without_face)} "
             f"photos or frames without a face, {len(collected.unreadable)} unreadable){small}"
         )
-    chosen = select_frames(collected.candidates, config.person.frames)
+    return select_frames(collected.candidates, config.person.frames), collected
+
+
+def embed_person(
+    meta: MetaModel, inputs: Iterable[str | Path], config: Config
+) -> tuple[PersonModel, Collected]:
+    """A feed-forward person model from photos and/or videos; NoFaceError if none has a face."""
+    chosen, collected = person_frames(inputs, config)
     return assemble_person(meta, chosen), collected
