@@ -188,6 +188,7 @@ class FinetuneConfig:
     discriminator_steps: int = 1
     checkpoint_every: int = 50  # steps between the resumable work checkpoints
     log_every: int = 10
+    sample_every: int = 50  # steps between sample grids and loss plots in the work folder
 
 
 @dataclass

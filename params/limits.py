@@ -129,6 +129,7 @@ LIMITS: dict[str, Check] = {
     "finetune.discriminator_steps": COUNT,
     "finetune.checkpoint_every": COUNT,
     "finetune.log_every": COUNT,
+    "finetune.sample_every": COUNT,
     "distill.widths": each(COUNT),
     "distill.blocks": at_least(0),
     "distill.poses": at_least(2),

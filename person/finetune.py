@@ -241,6 +241,12 @@ def _fine_tune(
         if done % tune.log_every == 0 or done == steps:
             log.scalars(done, scalars)
             bar.set_postfix(G=f"{scalars['loss_g/total']:.3f}", D=f"{scalars['loss_d/hinge']:.3f}")
+        if done % tune.sample_every == 0 and done < steps:
+            tuner.generator.eval()  # no power iteration: sampling leaves the run unchanged
+            grid = person_grid(tuner.generator, data, config.model.output_activation)
+            tuner.generator.train()
+            log.picture(done, "samples", grid)
+            plot_losses(work)
         if (done % tune.checkpoint_every == 0 or stop.requested) and done < steps:
             state = {**tuner.state_dict(), "step": done, "rng": rng_state(), "made_from": made_from}
             atomic_save(state, checkpoint_path)
@@ -257,7 +263,7 @@ def _fine_tune(
         log.close()
     tuned = tuner.person_model(person)
     check_finite(tuned, steps)
-    _write_pictures(tuned, data, config, out, work)
+    _write_pictures(tuned, data, out, work)
     tuned.save(out)
     shutil.rmtree(work, ignore_errors=True)
     return tuned
@@ -291,19 +297,25 @@ def tuned_in_memory(
     return tuner.person_model(person)
 
 
-def _write_pictures(
-    tuned: PersonModel, data: PersonFrames, config: Config, out: Path, work: Path
-) -> None:
-    """Beside the output: the person's frames (real vs generated) and the loss plot."""
+def person_grid(
+    render: Callable[[torch.Tensor], torch.Tensor], data: PersonFrames, activation: str
+) -> np.ndarray:
+    """Up to 8 of the person's frames, one per row: landmark picture, render(picture), real
+    (RGB uint8). render runs without gradients; the caller puts its networks in eval mode."""
     shown = min(8, data.frames.shape[0])
     with torch.no_grad():
-        generated = tuned.generate(data.pictures[:shown].float().contiguous())
+        generated = render(data.pictures[:shown].float().contiguous())
     batch = {  # no source columns: landmarks, generated, real
         "frames": data.frames[:shown, None][:, :0],
         "target_landmark_image": data.pictures[:shown],
         "target_frame": data.frames[:shown],
     }
-    grid = sample_grid(batch, generated, config.model.output_activation, rows=shown)
+    return sample_grid(batch, generated.float(), activation, rows=shown)
+
+
+def _write_pictures(tuned: PersonModel, data: PersonFrames, out: Path, work: Path) -> None:
+    """Beside the output: the person's frames (landmarks, generated, real) and the loss plot."""
+    grid = person_grid(tuned.generate, data, tuned.config.model.output_activation)
     save_image(grid, out.with_name(out.stem + "_samples.png"))
     plot = plot_losses(work)
     if plot is not None:

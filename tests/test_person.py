@@ -33,7 +33,7 @@ from person.assemble import Candidate
 from person.embed import NoFaceError, embed_person, expand_inputs, select_frames
 from person.finetune import FineTuner, work_folder
 from training.loop import train
-from utils.images import save_image
+from utils.images import read_image, save_image
 
 pytestmark = pytest.mark.filterwarnings("ignore:loss.random_perceptual_networks")
 RANDOM_VGG = ["--set", "loss.random_perceptual_networks=true"]
@@ -276,6 +276,47 @@ def test_fine_tuning_one_frame_resumes_exactly_after_a_stop(
     for name, value in straight.generator.state_dict().items():
         if not name.startswith("projection."):  # P is not part of a person model
             assert torch.equal(value, resumed.generator.state_dict()[name]), name
+
+
+def test_sample_grids_while_fine_tuning_show_it_learn_and_change_nothing(
+    meta_path, astronaut_video, tmp_path, monkeypatch
+):
+    """The work folder gets landmarks | generated | real every finetune.sample_every steps and
+    the loss plot (the app shows them as it trains); drawing them leaves the run as it was."""
+    person_path = tmp_path / "one.pt"
+    assert embed(meta_path, person_path, astronaut_video / "photo.jpg") == 0
+
+    def command(out, every):
+        return [
+            *("--model", str(meta_path), "--person", str(person_path), "--out", str(out)),
+            *("--no-progress", "--set", "finetune.steps=3", "--set", "finetune.log_every=1"),
+            *("--set", f"finetune.sample_every={every}", *RANDOM_VGG),
+        ]
+
+    assert finetune_main(command(tmp_path / "quiet.pt", 100)) == 0
+    original, calls = FineTuner.step, []
+
+    def stop_at_the_third(self, frames, pictures):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, frames, pictures)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FineTuner, "step", stop_at_the_third)
+        assert finetune_main(command(tmp_path / "sampled.pt", 1)) == 130
+    work = work_folder(tmp_path / "sampled.pt")
+    samples = sorted((work / "samples").glob("*.png"))
+    assert [path.name for path in samples] == ["samples-000000001.png", "samples-000000002.png"]
+    size = load_person_model(person_path).config.model.image_size
+    assert read_image(samples[-1]).shape == (size, 3 * size, 3)  # landmarks | generated | real
+    assert (work / "loss.png").exists()
+    assert finetune_main([*command(tmp_path / "sampled.pt", 1), "--resume"]) == 0
+    quiet, sampled = (load_person_model(tmp_path / n) for n in ("quiet.pt", "sampled.pt"))
+    assert torch.equal(quiet.psi, sampled.psi)
+    for name, value in quiet.generator.state_dict().items():
+        if not name.startswith("projection."):  # P is not part of a person model
+            assert torch.equal(value, sampled.generator.state_dict()[name]), name
 
 
 def test_damaged_or_mismatched_files_name_the_problem(meta_path, astronaut_video, tmp_path, capsys):
