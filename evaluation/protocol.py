@@ -82,27 +82,38 @@ def store_videos(store: Path, config: Config) -> list[VideoFrames]:
 
 def folder_videos(folder: Path, config: Config, count: int) -> list[VideoFrames]:
     """count frames of each video of a folder, cropped with the stabiliser as in training."""
-    options = PreprocessOptions.from_config(config, folder)
     detector = detector_from_config(config)
     describe = load_describer() if config.data.identity_check else None
     videos = []
     for source in discover_videos(folder):
-        path = source.clips[0]
-        try:
-            length = frame_count(path)
-        except VideoReadError:
-            continue
-        wanted = [frame for _, frame in sample_positions([length], count)]
-        cropped = crop_clip(path, 0, wanted, length, options, detector, describe)
-        if describe is not None:
-            kept, split = keep_main_person(cropped, options.identity_threshold)
-            for line in describe_dropped(split, cropped, [path.name]):
-                log.warning("%s: left out %s", source.key, line)
-            cropped = kept
-        frames = [decode_jpeg(c.jpeg) for c in cropped]
-        if len(frames) >= 2:
-            videos.append(VideoFrames(source.key, frames, np.stack([c.landmarks for c in cropped])))
+        video = clip_frames(source.clips[0], source.key, config, count, detector, describe)
+        if video is not None:
+            videos.append(video)
     return videos
+
+
+def clip_frames(
+    path: Path, key: str, config: Config, count: int, detector, describe
+) -> VideoFrames | None:
+    """count frames spread over one video, cropped with the stabiliser as in training (frames
+    of another person left out when describe is given); None when it is unreadable or fewer
+    than 2 frames have a face."""
+    options = PreprocessOptions.from_config(config, path.parent)
+    try:
+        length = frame_count(path)
+    except VideoReadError:
+        return None
+    wanted = [frame for _, frame in sample_positions([length], count)]
+    cropped = crop_clip(path, 0, wanted, length, options, detector, describe)
+    if describe is not None:
+        kept, split = keep_main_person(cropped, options.identity_threshold)
+        for line in describe_dropped(split, cropped, [path.name]):
+            log.warning("%s: left out %s", key, line)
+        cropped = kept
+    if len(cropped) < 2:
+        return None
+    frames = [decode_jpeg(c.jpeg) for c in cropped]
+    return VideoFrames(key, frames, np.stack([c.landmarks for c in cropped]))
 
 
 def load_videos(data: Path, config: Config) -> list[VideoFrames]:
@@ -192,15 +203,11 @@ def evaluate_video(
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Metrics per (mode, T) and the generated held-out frames (for FID and the grid)."""
     results, generated = {}, {}
-    activation, size = meta.config.model.output_activation, meta.config.model.image_size
     for shots in config.eval.shots:
         sources, held = split_frames(
             video, shots, config.eval.holdout_frames, max(config.eval.shots)
         )
         real = np.stack([video.frames[i] for i in held])
-        pictures = image_to_tensor(
-            np.stack([draw_landmarks(video.landmarks[i], size) for i in held]), activation
-        )
         person = person_from_frames(meta, video, sources)
         models = {"feed-forward": person}
         if config.eval.finetune:
@@ -209,8 +216,7 @@ def evaluate_video(
             teacher = models.get("fine-tuned", person)
             models["distilled"] = distilled_in_memory(teacher, config, precision)
         for mode, model in models.items():
-            with torch.no_grad():
-                fake = tensor_to_image(model.generate(pictures.to(precision.device)), activation)
+            fake = generate_frames(model, video.landmarks[held], precision.device)
             results[f"{mode}/T={shots}"] = {
                 "shots_used": len(sources),
                 **frame_metrics(real, fake, video.landmarks[held], tools),
@@ -218,6 +224,35 @@ def evaluate_video(
             generated[f"{mode}/T={shots}"] = fake
         generated[f"real/T={shots}"] = real
     return results, generated
+
+
+@torch.no_grad()
+def generate_frames(
+    model: PersonModel, landmarks: np.ndarray, device: torch.device, batch: int = 8
+) -> np.ndarray:
+    """The person model's frames (N, S, S, 3) uint8 for landmarks (N, 68, 2) in crop
+    coordinates, drawn as landmark pictures; batch pictures at a time."""
+    activation, size = model.config.model.output_activation, model.config.model.image_size
+    frames = []
+    for start in range(0, len(landmarks), batch):
+        pictures = np.stack([draw_landmarks(p, size) for p in landmarks[start : start + batch]])
+        tensor = image_to_tensor(pictures, activation).to(device)
+        frames.append(tensor_to_image(model.generate(tensor), activation))
+    return np.concatenate(frames)
+
+
+def evaluate_person(
+    person: PersonModel, video: VideoFrames, device: torch.device, tools: dict
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """A person model on every frame of a clip of that person it was not made from,
+    generated from the frames' own landmarks (self-reenactment): the metrics and frames of
+    evaluate_video, in one cell named by the model's kind and T (its frames)."""
+    shots = len(person.frames)
+    fake = generate_frames(person, video.landmarks, device)
+    real = np.stack(video.frames)
+    cell = f"{person.kind}/T={shots}"
+    results = {cell: {"shots_used": shots, **frame_metrics(real, fake, video.landmarks, tools)}}
+    return results, {cell: fake, f"real/T={shots}": real}
 
 
 def safe_name(key: str) -> str:
@@ -295,15 +330,22 @@ def run_protocol(
         name = safe_name(video.key)
         done = folder / f"{name}.json"
         if not _finished(done, folder / f"{name}.npz"):
-            results, generated = evaluate_video(meta, video, config, precision, tools)
-            buffer_path = folder / f"{name}.npz"
-            save = {key.replace("/", "__"): value for key, value in generated.items()}
-            with open(buffer_path.with_suffix(".tmp.npz"), "wb") as handle:
-                np.savez_compressed(handle, **save)
-            buffer_path.with_suffix(".tmp.npz").replace(buffer_path)
-            atomic_write_bytes(done, json.dumps(results).encode())
+            save_video(out, video.key, *evaluate_video(meta, video, config, precision, tools))
         everything[video.key] = json.loads(done.read_text())
     return everything
+
+
+def save_video(out: Path, key: str, results: dict, generated: dict[str, np.ndarray]) -> None:
+    """One video's results (out/videos/NAME.json) and frames (NAME.npz), each atomically."""
+    folder = out / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = safe_name(key)
+    buffer_path = folder / f"{name}.npz"
+    save = {cell.replace("/", "__"): value for cell, value in generated.items()}
+    with open(buffer_path.with_suffix(".tmp.npz"), "wb") as handle:
+        np.savez_compressed(handle, **save)
+    buffer_path.with_suffix(".tmp.npz").replace(buffer_path)
+    atomic_write_bytes(folder / f"{name}.json", json.dumps(results).encode())
 
 
 def _finished(done: Path, frames: Path) -> bool:

@@ -86,14 +86,24 @@ def _tuning(config: Config) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
-def markdown(table: dict[str, dict[str, object]], config: Config, data: str, videos: int) -> str:
-    lines = [
-        "# Self-reenactment on held-out people (the paper's Table 1 protocol)",
-        "",
+def markdown(
+    table: dict[str, dict[str, object]],
+    config: Config,
+    data: str,
+    videos: int,
+    what: str | None = None,
+) -> str:
+    """The Table 1 layout of aggregate's table; what: the sentence saying what was evaluated
+    (default: the meta-model protocol's videos, held-out frames and T)."""
+    what = what or (
         f"Data: {data} ({videos} videos); up to {config.eval.holdout_frames} held-out frames per "
         f"video (the same for every T), generated from their own landmarks; "
         f"T = {config.eval.shots} frames to embed{_tuning(config)}; "
-        f"{config.model.image_size} px. Paper: VoxCeleb2 test set, 256 px, ArcFace CSIM.",
+    )
+    lines = [
+        "# Self-reenactment on held-out people (the paper's Table 1 protocol)",
+        "",
+        f"{what}{config.model.image_size} px. Paper: VoxCeleb2 test set, 256 px, ArcFace CSIM.",
         "",
         "| method | T | FID (paper) | SSIM (paper) | CSIM ArcFace (paper) | CSIM dlib | PSNR "
         "| LPIPS | AKD (/ inter-ocular) | no face found |",

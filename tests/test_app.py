@@ -1,7 +1,8 @@
 """The browser app (python app.py) driven by a real headless Chromium (webapp/browser.py): the
 Person tab makes a person model from the bundled photo, the Drive tab drives the bundled clip
 into a video of the same frames and the webcam (a fake camera playing the clip) drives the
-avatar live, and a photo without a face says so in the page."""
+avatar live, the Evaluate tab puts the person in the Table 1 layout, and a photo without a
+face says so in the page."""
 
 from __future__ import annotations
 
@@ -98,7 +99,18 @@ def test_the_webcam_drives_the_avatar_live_with_its_frame_rate_shown(page):
     avatar = chromium.wait_for(
         page, lambda b: b.find_element("css selector", "#live-avatar img[src]")
     )
-    assert avatar.get_attribute("naturalWidth") == "64"  # the tiny model's S
+    assert avatar.get_attribute("naturalWidth") == "256"  # the tiny model's 64 px, shown 4x
+
+
+def test_the_person_is_evaluated_on_a_clip_in_the_table_1_layout(page):
+    make_person(page)
+    chromium.open_tab(page, "Evaluate")
+    chromium.upload(page, "held-out-clip", CLIP)
+    page.find_element("id", "evaluate").click()
+    table = chromium.text_of(page, "evaluation-table", "Table 1")
+    assert f"{frame_count(CLIP)} frames, none used to make the person model" in table
+    row = next(line for line in table.splitlines() if line.startswith("feed-forward"))
+    assert row.split()[1] == "1"  # T: the one photo
 
 
 def test_a_photo_without_a_face_says_so_in_the_page(page, tmp_path):

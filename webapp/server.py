@@ -14,6 +14,7 @@ import gradio as gr
 from params.config import RUN_SETTINGS_HELP, add_override_argument
 from webapp.context import AppContext
 from webapp.drive_tab import DriveTab
+from webapp.evaluate_tab import EvaluateTab
 from webapp.fast_tab import FastTab
 from webapp.person_tab import PersonTab
 
@@ -23,8 +24,8 @@ THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospac
 
 
 def build(ctx: AppContext) -> gr.Blocks:
-    """The page: the person model in use at the top, then the Person, Drive and Fast avatar
-    tabs (each over the packages the command lines use)."""
+    """The page: the person model in use at the top, then the Person, Drive, Fast avatar and
+    Evaluate tabs (each over the packages the command lines use)."""
     with gr.Blocks(title=TITLE) as page:
         gr.Markdown(
             f"# {TITLE}\nMake an avatar from a few photos or a clip, fine-tune it, drive it with "
@@ -42,6 +43,8 @@ def build(ctx: AppContext) -> gr.Blocks:
             DriveTab(ctx, person_file)
         with gr.Tab("Fast avatar", id="fast"):
             FastTab(ctx, person_file)
+        with gr.Tab("Evaluate", id="evaluate"):
+            EvaluateTab(ctx, person_file)
     return page
 
 
