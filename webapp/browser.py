@@ -45,6 +45,7 @@ def free_port() -> int:
 def start_app(arguments: list[str], log: Path) -> tuple[subprocess.Popen, str]:
     """python app.py ARGUMENTS --port FREE, once it says it is ready: (process, its URL)."""
     port = free_port()
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as handle:
         process = subprocess.Popen(
             [sys.executable, "app.py", *arguments, "--port", str(port)],
@@ -105,7 +106,7 @@ def wait_for(browser, condition, seconds: float = WAIT):
 def upload(browser, element_id: str, path: Path) -> None:
     """Give the file to the upload component #element_id; return once it lists it."""
     field = browser.find_element("css selector", f"#{element_id} input[type=file]")
-    field.send_keys(str(path))
+    field.send_keys(str(path.resolve()))
     wait_for(browser, lambda b: path.stem in b.find_element("id", element_id).text)
 
 

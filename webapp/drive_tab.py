@@ -7,6 +7,7 @@ import collections
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import gradio as gr
 import numpy as np
 
@@ -21,6 +22,7 @@ from webapp.context import USER_ERRORS, AppContext, file_path, say_error
 
 PROGRESS = gr.Progress()  # Gradio fills in the event's own tracker
 FPS_WINDOW = 2.0  # seconds of frames the shown frame rate is measured over
+SHOWN_HEIGHT = 256  # live pictures of smaller models are shown enlarged to about this
 
 
 @dataclass
@@ -122,6 +124,8 @@ class DriveTab:
         frame = Frame(np.ascontiguousarray(image[..., :3]), session.frames, 0.0, start)
         driven = session.driver(frame)
         picture = compose(driven, side, False)
+        scale = max(1, SHOWN_HEIGHT // picture.shape[0])  # a 64 px model is not a dot on screen
+        picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
         fps, work = session.tick(time.perf_counter() - start)
         face = "" if driven.face else "; no face: the avatar holds its last frame"
         text = f"{fps:.1f} frames/s in the browser ({work:.0f} ms of work per frame here){face}"

@@ -114,6 +114,21 @@ class JobTable:
             job.stop()
 
 
+def plain_lines(text: str) -> list[str]:
+    """A command's output as the page says it: a Python warning as its message only (not its
+    file, line and source line), each line once."""
+    lines, skip = [], False
+    for line in text.strip().splitlines():
+        if skip and line.startswith(" "):
+            skip = False
+            continue
+        skip = "Warning: " in line
+        line = line.split("Warning: ", 1)[-1]
+        if line.strip() and line not in lines:
+            lines.append(line)
+    return lines
+
+
 def progress_html(step: int, total: int, what: str, note: str = "") -> str:
     """A progress bar with 'WHAT: step S of T (P%) NOTE' under it."""
     share = 100 * step / max(total, 1)
@@ -141,7 +156,7 @@ def watch(job: Job, what: str) -> Iterator[tuple[str, str | None, str | None, st
     samples = job.out.with_name(job.out.stem + "_samples.png")
     plot = job.out.with_name(job.out.stem + "_loss.png")
     if job.status == 0 and job.out.exists():
-        said = job.log.read_text(errors="replace").strip().splitlines()[-6:]
+        said = plain_lines(job.log.read_text(errors="replace"))[-6:]
         yield (
             progress_html(job.total, job.total, what, "done"),
             str(samples) if samples.exists() else None,

@@ -36,7 +36,7 @@ class Preview:
 def preview_pictures(chosen: list[Candidate], size: int) -> list[tuple[np.ndarray, str]]:
     """Gallery items: crop | landmark picture, captioned with the source (file#frame)."""
     return [
-        (np.concatenate([c.crop, draw_landmarks(c.landmarks, size)], axis=1), c.source)
+        (np.concatenate([c.crop, draw_landmarks(c.landmarks, size)], axis=1), Path(c.source).name)
         for c in chosen
     ]
 
