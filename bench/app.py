@@ -1,0 +1,129 @@
+"""The app: time from `python app.py` to a usable page, and the browser webcam's frame rate
+against webcam_inference.py driving the same person model from the same frames.
+
+    python -m bench.app --model META --person PERSON [--person PERSON2 ...] [--video FILE]
+        [--runs 3] [--seconds 20] [--write]
+
+Time to page: from starting the process to the Person tab's button in a headless Chromium
+(median of --runs). Webcam: Chromium's fake camera plays --video (default: the bundled Grace
+Hopper clip at 640x480); the page's own frames-per-second line is read every second after
+5 s of warm-up (median). webcam_inference.py drives the same video into an mp4 without a
+window (its throughput: no camera holds it to the camera's rate). Needs Chromium
+(webapp/browser.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+from bench.results import machine_line, report
+from dataset.synthetic import face_pictures, moving_clip, still_frame, write_video
+from dataset.video import iter_frames
+from webapp import browser as chromium
+
+
+def time_to_page(model: Path, work: Path) -> tuple[float, float]:
+    """(seconds to 'ready' in the log, seconds to a usable page) from starting app.py."""
+    start = time.perf_counter()
+    process, url = chromium.start_app(["--model", str(model), "--workdir", str(work)], work / "log")
+    ready = time.perf_counter() - start
+    page = chromium.open_browser(url)
+    usable = time.perf_counter() - start
+    page.quit()
+    process.terminate()
+    process.wait(30)
+    return ready, usable
+
+
+def browser_fps(url: str, camera: Path, person: Path, seconds: float) -> tuple[float, str]:
+    page = chromium.open_browser(url, camera)
+    try:
+        chromium.upload(page, "person-file", person)
+        chromium.open_tab(page, "Drive")
+        chromium.start_webcam(page)
+        chromium.text_of(page, "live-fps", "frames/s")
+        time.sleep(5)
+        readings, line = [], ""
+        for _ in range(int(seconds)):
+            time.sleep(1)
+            line = page.find_element("id", "live-fps").text
+            readings.append(float(line.split(" frames/s")[0]))
+        return statistics.median(readings), line
+    finally:
+        page.quit()
+
+
+def cli_fps(person: Path, video: Path, out: Path) -> float:
+    result = subprocess.run(
+        [
+            *(sys.executable, "webcam_inference.py", "--model", str(person)),
+            *("--source", str(video), "--output", str(out), "--no-window", "--overwrite"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(re.search(r"\(([\d.]+) fps\)", result.stdout).group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="meta-model for the page")
+    parser.add_argument("--person", type=Path, action="append", required=True)
+    parser.add_argument("--video", type=Path, help="what the camera plays")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args(argv)
+    if chromium.missing():
+        parser.error(chromium.missing())
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        if args.video is None:
+            still, points = still_frame(face_pictures()["grace_hopper"], 480)
+            frames = [
+                cv2.copyMakeBorder(f, 0, 0, 80, 80, cv2.BORDER_REPLICATE)
+                for f in moving_clip(still, points, 0, 150)[0]
+            ]
+        else:
+            frames = list(iter_frames(args.video))
+        camera = chromium.write_camera_video(frames, work / "camera.y4m")
+        video = work / "camera.mp4"
+        write_video(video, frames)
+        times = [time_to_page(args.model, work / f"page{i}") for i in range(args.runs)]
+        lines = [
+            machine_line(),
+            f"camera: {frames[0].shape[1]}x{frames[0].shape[0]}, {len(frames)} frames at 25 fps",
+            f"time to 'ready' (median of {args.runs}): "
+            f"{statistics.median(t[0] for t in times):.1f} s; to a usable page in Chromium: "
+            f"{statistics.median(t[1] for t in times):.1f} s",
+            "",
+            "| person model | browser webcam fps | page's line | webcam_inference.py fps |",
+            "| --- | --- | --- | --- |",
+        ]
+        process, url = chromium.start_app(
+            ["--model", str(args.model), "--workdir", str(work / "app")], work / "app.log"
+        )
+        try:
+            for person in args.person:
+                fps, line = browser_fps(url, camera, person, args.seconds)
+                cli = cli_fps(person, video, work / "cli.mp4")
+                lines.append(f"| {person.name} | {fps:.1f} | {line} | {cli:.1f} |")
+        finally:
+            process.terminate()
+            process.wait(30)
+    report("bench.app", "\n".join(lines), args.write)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
