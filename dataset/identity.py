@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.landmarks import DetectorUnavailableError
+from dataset.landmarks import DLIB_LOCK, DetectorUnavailableError
 
 
 class FaceDescriber:
@@ -42,7 +42,9 @@ class FaceDescriber:
         box = self._dlib.rectangle(int(low[0]), int(low[1]), int(high[0]), int(high[1]))
         shape = self._dlib.full_object_detection(box, points)
         image = np.ascontiguousarray(image)
-        return np.asarray(self._model.compute_face_descriptor(image, shape), np.float32)
+        with DLIB_LOCK:  # dlib is not safe to run from two threads at once
+            descriptor = self._model.compute_face_descriptor(image, shape)
+        return np.asarray(descriptor, np.float32)
 
 
 @functools.cache

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +44,16 @@ MAX_DETECTION_PIXELS = 32e6
 # found by this factor: people beside the main person count, faces in the background do not
 # (and the finest scales bring HOG's false detections).
 COMPANION_RATIO = 5.0
+
+# dlib's detector, shape predictor and face descriptor crash the process (a segfault) when two
+# threads run them at once, even on separate objects: the app drives a webcam while it embeds
+# or evaluates. One lock for every dlib call of the process.
+DLIB_LOCK = threading.Lock()
+
+
+def _dlib_call(function, *arguments):
+    with DLIB_LOCK:
+        return function(*arguments)
 
 
 class DetectorUnavailableError(RuntimeError):
@@ -112,7 +123,7 @@ class DlibBackend:
             gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interpolation)
         return [
             np.array([r.left(), r.top(), r.right() + 1, r.bottom() + 1], np.float64) / scale
-            for r in self._detector(gray, 0)
+            for r in _dlib_call(self._detector, gray, 0)
         ]
 
     def scales(self, shape: tuple[int, ...], min_size: float | None) -> list[float]:
@@ -156,7 +167,7 @@ class DlibBackend:
 
     def fit_landmarks(self, prepared: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float]:
         x0, y0, x1, y1 = (round(float(v)) for v in box)
-        shape = self._predictor(prepared, self._dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
+        shape = _dlib_call(self._predictor, prepared, self._dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
         points = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
         return points, 1.0  # the shape predictor has no confidence; tracking relies on the box
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.error
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,6 +22,8 @@ from dataset.landmarks import (
     make_detector,
 )
 from dataset.synthetic import face_pictures, moving_clip, paste_face
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +256,27 @@ def test_a_stream_without_a_face_enlarges_frames_only_now_and_then(monkeypatch):
     for _ in range(10):
         assert detector.track(grey(640, 480)) is None
     assert [m is not None for m in calls] == [True, False, False, False, False] * 2
+
+
+def test_two_threads_detecting_and_describing_at_once_do_not_crash_the_process():
+    """dlib segfaults when two threads run it at once (seen in the app: the webcam drove while
+    the person was evaluated); every dlib call holds one lock. In a child process, so that a
+    crash fails this test and not the whole run."""
+    code = """
+import threading
+from dataset.identity import load_describer
+from dataset.landmarks import make_detector
+from dataset.synthetic import face_pictures, still_frame
+still, _ = still_frame(face_pictures()["astronaut"], 224)
+def work():
+    detector, describe = make_detector("dlib"), load_describer()
+    for _ in range(30):
+        describe(still, detector.detect(still))
+threads = [threading.Thread(target=work) for _ in range(2)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
