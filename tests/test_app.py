@@ -11,14 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from random_models import tiny_meta_model
 
 from dataset.video import frame_count, iter_frames
-from models.meta_model import export_meta_model
-from network.discriminator import Discriminator
-from network.embedder import Embedder
-from network.generator import Generator
-from params.config import PARAMS_DIR, load_config, to_dict
 from utils.images import save_image
 from webapp import browser as chromium
 
@@ -33,14 +28,7 @@ if chromium.missing():
 def app(tmp_path_factory):
     """python app.py on a free localhost port, with a tiny random meta-model offered first."""
     folder = tmp_path_factory.mktemp("app")
-    torch.manual_seed(0)
-    config = load_config(PARAMS_DIR / "tiny.yaml")
-    networks = {
-        "embedder": Embedder(config.model).state_dict(),
-        "generator": Generator(config.model).state_dict(),
-        "discriminator": Discriminator(config.model).state_dict(),
-    }
-    meta = export_meta_model({"step": 0, "config": to_dict(config), **networks}, folder / "m.pt")
+    meta = tiny_meta_model(folder / "m.pt")
     arguments = ["--model", str(meta), "--workdir", str(folder / "work")]
     process, url = chromium.start_app(arguments, folder / "app.log")
     yield url

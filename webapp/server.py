@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("out/app"), help="tabs' folders")
     add_override_argument(parser, RUN_SETTINGS_HELP)
     args = parser.parse_args(argv)
+    if args.model is not None and not args.model.is_file():
+        parser.error(f"--model {args.model}: no such file")
     start = time.perf_counter()
     ctx = AppContext(args.workdir.resolve(), args.overrides, args.model)
     page = build(ctx)
