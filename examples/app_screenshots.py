@@ -4,8 +4,8 @@
 
 Uses the demo's meta-model and videos (python -m examples.demo): makes the astronaut from the
 bundled photo and clip, fine-tunes a few steps, drives the Grace Hopper video and the webcam (a
-fake camera playing that video), distils briefly, evaluates the student on the held-out
-astronaut clip, and saves app_person.png, app_drive.png, app_fast.png and app_evaluate.png.
+fake camera playing that video), evaluates it on the held-out astronaut clip, distils
+briefly, and saves app_person.png, app_drive.png, app_fast.png and app_evaluate.png.
 Needs Chromium (webapp/browser.py).
 """
 
@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
             chromium.text_of(page, "live-fps", "frames/s")
             time.sleep(8)
             shoot(page, "driving-video", args.out / "app_drive.png")
+            chromium.open_tab(page, "Evaluate")
+            chromium.upload(page, "held-out-clip", videos / "held_out" / "astronaut.mp4")
+            page.find_element("id", "evaluate").click()
+            chromium.text_of(page, "evaluation-table", "Table 1")
+            shoot(page, "held-out-clip", args.out / "app_evaluate.png")
             chromium.open_tab(page, "Fast avatar")
             steps = page.find_element("css selector", "#distillation-steps input")
             steps.clear()
@@ -76,11 +81,6 @@ def main(argv: list[str] | None = None) -> int:
             page.find_element("id", "distillation-start").click()
             chromium.text_of(page, "distillation-status", "wrote", seconds=1800)
             shoot(page, "distill-drivers", args.out / "app_fast.png")
-            chromium.open_tab(page, "Evaluate")
-            chromium.upload(page, "held-out-clip", videos / "held_out" / "astronaut.mp4")
-            page.find_element("id", "evaluate").click()
-            chromium.text_of(page, "evaluation-table", "Table 1")
-            shoot(page, "held-out-clip", args.out / "app_evaluate.png")
         finally:
             page.quit()
             process.terminate()
