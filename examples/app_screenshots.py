@@ -29,6 +29,12 @@ def shoot(page, element_id: str, path: Path) -> None:
     print(f"wrote {path}")
 
 
+def type_number(page, element_id: str, value: int) -> None:
+    field = page.find_element("css selector", f"#{element_id} input")
+    field.clear()
+    field.send_keys(str(value))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", type=Path, default=Path("out/demo"))
@@ -55,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             page.find_element("id", "make-person").click()
             chromium.text_of(page, "person-status", "wrote")
             page.find_element("xpath", "//button[contains(., 'Fine-tune (optional')]").click()
-            steps = page.find_element("css selector", "#fine-tuning-steps input")
-            steps.clear()
-            steps.send_keys("40")
+            type_number(page, "fine-tuning-steps", 40)
             page.find_element("id", "fine-tuning-start").click()
             chromium.text_of(page, "fine-tuning-status", "wrote", seconds=900)
             shoot(page, "person-status", args.out / "app_person.png")
@@ -75,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             chromium.text_of(page, "evaluation-table", "Table 1")
             shoot(page, "held-out-clip", args.out / "app_evaluate.png")
             chromium.open_tab(page, "Fast avatar")
-            steps = page.find_element("css selector", "#distillation-steps input")
-            steps.clear()
-            steps.send_keys("60")
+            type_number(page, "distillation-steps", 60)
             page.find_element("id", "distillation-start").click()
             chromium.text_of(page, "distillation-status", "wrote", seconds=1800)
             shoot(page, "distill-drivers", args.out / "app_fast.png")

@@ -39,6 +39,19 @@ pytestmark = pytest.mark.filterwarnings("ignore:loss.random_perceptual_networks"
 RANDOM_VGG = ["--set", "loss.random_perceptual_networks=true"]
 
 
+def ctrl_c_at_the_third_step():
+    """A FineTuner.step that runs two steps, then acts as Ctrl-C during the third."""
+    original, calls = FineTuner.step, []
+
+    def step(self, frames, pictures):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, frames, pictures)
+
+    return step
+
+
 def embed(meta_path, out, *inputs) -> int:
     """embedder_inference.py with a meta-model, an output and inputs."""
     return embed_main(["--model", str(meta_path), "--out", str(out), *map(str, inputs)])
@@ -247,16 +260,8 @@ def test_fine_tuning_one_frame_resumes_exactly_after_a_stop(
         ]
 
     assert finetune_main(command(tmp_path / "straight.pt")) == 0
-    original, calls = FineTuner.step, []
-
-    def stop_at_the_third(self, frames, pictures):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, frames, pictures)
-
     with monkeypatch.context() as patch:
-        patch.setattr(FineTuner, "step", stop_at_the_third)
+        patch.setattr(FineTuner, "step", ctrl_c_at_the_third_step())
         assert finetune_main(command(tmp_path / "resumed.pt")) == 130  # said, no traceback
     assert finetune_main(command(tmp_path / "resumed.pt")) == 2  # not silently restarted
     # Another person's resume (before: the new person's frames with the old person's tuned
@@ -294,16 +299,8 @@ def test_sample_grids_while_fine_tuning_show_it_learn_and_change_nothing(
         ]
 
     assert finetune_main(command(tmp_path / "quiet.pt", 100)) == 0
-    original, calls = FineTuner.step, []
-
-    def stop_at_the_third(self, frames, pictures):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, frames, pictures)
-
     with monkeypatch.context() as patch:
-        patch.setattr(FineTuner, "step", stop_at_the_third)
+        patch.setattr(FineTuner, "step", ctrl_c_at_the_third_step())
         assert finetune_main(command(tmp_path / "sampled.pt", 1)) == 130
     work = work_folder(tmp_path / "sampled.pt")
     samples = sorted((work / "samples").glob("*.png"))
