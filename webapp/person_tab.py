@@ -79,8 +79,8 @@ class PersonTab:
         gallery = gr.Gallery(
             label="The T frames: crop | landmark picture",
             columns=4,
-            height=320,
             object_fit="contain",
+            allow_preview=False,
         )
         state = gr.State(None)
         with gr.Accordion("Fine-tune (optional; minutes on a CPU for a small model)", open=False):
