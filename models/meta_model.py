@@ -16,6 +16,7 @@ import torch
 from network import Discriminator, Embedder, Generator
 from params.config import Config, ConfigError, load_config_dict
 from utils.files import atomic_save, load_versioned
+from utils.tensors import tensor_bytes
 
 FORMAT = "talking-heads/meta-model"
 VERSION = 1
@@ -33,7 +34,7 @@ def weights_identity(states: dict[str, dict[str, torch.Tensor]]) -> str:
     for network in NETWORKS:
         for name, tensor in sorted(states[network].items()):
             digest.update(f"{network}.{name}".encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            digest.update(tensor_bytes(tensor))
     return digest.hexdigest()[:16]
 
 

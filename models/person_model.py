@@ -27,6 +27,7 @@ from network.student import Student
 from params.config import Config, ConfigError, load_config_dict, to_dict
 from utils.files import atomic_save, load_versioned
 from utils.images import decode_jpeg
+from utils.tensors import tensor_bytes
 
 FORMAT = "talking-heads/person-model"
 VERSION = 1
@@ -70,7 +71,7 @@ class PersonModel:
         digest = hashlib.sha256(self.kind.encode())
         for tensor in [*self.network_state().values(), self.psi]:
             if tensor is not None:
-                digest.update(tensor.float().numpy().tobytes())
+                digest.update(tensor_bytes(tensor, torch.float32))
         for frame in self.frames:
             digest.update(frame)
         return digest.hexdigest()[:16]

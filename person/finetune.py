@@ -37,6 +37,7 @@ from runtime.runlog import RunLog, plot_losses, sample_grid
 from runtime.stop import StopRequest
 from utils.files import atomic_save, hold_folder, load_work_state
 from utils.images import save_image
+from utils.tensors import tensor_bytes
 
 WORK_SUFFIX = ".work"
 CHECKPOINT_NAME = "finetune.pt"
@@ -175,7 +176,7 @@ class FineTuner:
 
 def origin(meta: MetaModel, person: PersonModel) -> dict[str, str]:
     """What a fine-tuning is made from: the meta-model's identity and the person's content."""
-    digest = hashlib.sha256(person.psi.detach().cpu().numpy().tobytes())
+    digest = hashlib.sha256(tensor_bytes(person.psi))
     for frame in person.frames:
         digest.update(frame)
     return {"meta-model": meta.identity, "person": digest.hexdigest()[:16]}
