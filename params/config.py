@@ -159,6 +159,9 @@ class TrainConfig:
     precision: str = "auto"  # 'auto' | 'fp32' | 'bf16' | 'fp16'
     channels_last: bool = True
     compile: bool = False  # torch.compile the networks (slow start, faster steps on GPUs)
+    # CUDA: deterministic algorithms, so that a resumed run is bit-identical to one that never
+    # stopped (as on a CPU, always); slower. Off: cuDNN's autotuner.
+    deterministic: bool = False
     pin_memory: bool = True
     prefetch_factor: int = 2
     # Collapse alarm: generated frames whose per-image standard deviation (in [0, 1] units)

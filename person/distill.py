@@ -39,7 +39,7 @@ from params.config import Config, ConfigError, load_config_dict, to_dict
 from person.distill_report import compare, describe, measure, sample_grid
 from person.poses import PoseError, Poses, driver_motion, split_poses
 from runtime.cli import add_run_arguments, refuse_to_overwrite, run_settings, user_error
-from runtime.precision import Precision
+from runtime.precision import Precision, load_scaler_state
 from runtime.rng import restore_rng, rng_state
 from runtime.runlog import RunLog, plot_losses, read_metrics, truncate_metrics
 from runtime.stop import StopRequest
@@ -317,7 +317,7 @@ def _distill(
         state = _load_state(checkpoint_path, origin)
         distiller.student.load_state_dict(state["student"])
         distiller.optimizer.load_state_dict(state["optimizer"])
-        distiller.scaler.load_state_dict(state["scaler"])
+        load_scaler_state(distiller.scaler, state["scaler"])
         restore_rng(state["rng"])
         step = state["step"]
         truncate_metrics(work, step)

@@ -35,7 +35,7 @@ from loss.objectives import (
     match_term,
 )
 from params.config import LossConfig
-from runtime.precision import Precision
+from runtime.precision import Precision, load_scaler_state
 
 
 class RowTable(Protocol):
@@ -213,5 +213,5 @@ class AdversarialUpdate:
     def load_state_dict(self, state: dict[str, object]) -> None:
         self.optimizer_g.load_state_dict(state["optimizer_g"])
         self.optimizer_d.load_state_dict(state["optimizer_d"])
-        self.scaler_g.load_state_dict(state["scaler_g"])
-        self.scaler_d.load_state_dict(state["scaler_d"])
+        load_scaler_state(self.scaler_g, state["scaler_g"])
+        load_scaler_state(self.scaler_d, state["scaler_d"])

@@ -24,7 +24,7 @@ from params.config import (
     add_override_argument,
     with_run_settings,
 )
-from runtime.precision import Precision, resolve_precision
+from runtime.precision import Precision, configure_backends, resolve_precision
 from utils.device import DeviceError, resolve_device
 from utils.files import describe_os_error
 
@@ -69,6 +69,7 @@ def run_settings(base: Config, args: argparse.Namespace) -> RunSettings:
         device = resolve_device(config.device)
     except DeviceError as error:
         raise ConfigError(str(error)) from error
+    configure_backends(device, config.train.deterministic)
     return RunSettings(
         config, device, Precision(resolve_precision(config.train.precision, device), device)
     )

@@ -22,7 +22,7 @@ from dataset.store import StoreError
 from dataset.voxceleb import VoxCelebDataset
 from models.meta_model import META_MODEL_NAME, export_meta_model
 from params.config import Config, save_config
-from runtime.precision import Precision, resolve_precision
+from runtime.precision import Precision, configure_backends, resolve_precision
 from runtime.rng import restore_rng
 from runtime.runlog import RunLog, plot_losses, sample_grid, truncate_metrics
 from runtime.stop import StopRequest
@@ -119,6 +119,7 @@ def _train(
     except StoreError as error:
         held_out = []
         log.info("validation off: %s", error)
+    configure_backends(run.device, config.train.deterministic)
     precision = Precision(resolve_precision(config.train.precision, run.device), run.device)
     learner = MetaLearner(config, run, precision)
     state = Progress()
