@@ -26,6 +26,7 @@ from params.config import Config
 from utils.device import resolve_device
 
 BACKENDS = ("dlib", "fan")
+GPU_BACKENDS = ("fan",)  # run on the configured device; dlib always runs on the CPU
 # Intersection over union of the followed box and a box the backend finds: above
 # SAME_FACE_OVERLAP it is the same face; below REANCHOR_OVERLAP the tracker re-anchors on the
 # found box (fast motion or a drifted fit).
@@ -472,6 +473,11 @@ def make_detector(
     return LandmarkDetector(load_backend(name, device), settings)
 
 
-def detector_from_config(config: Config) -> LandmarkDetector:
-    """The detector and tracking settings that config describes (data.detector, device)."""
-    return make_detector(config.data.detector, config.device, TrackingSettings.from_config(config))
+def detector_from_config(config: Config, device: str | None = None) -> LandmarkDetector:
+    """The detector and tracking settings that config describes (data.detector, device).
+
+    device, when given, replaces config.device: a preprocessing worker's own GPU.
+    """
+    return make_detector(
+        config.data.detector, device or config.device, TrackingSettings.from_config(config)
+    )

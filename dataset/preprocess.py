@@ -14,16 +14,19 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import logging
 import multiprocessing
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from dataset.clips import (
@@ -39,7 +42,7 @@ from dataset.clips import (
 )
 from dataset.face import CropSettings
 from dataset.identity import load_describer
-from dataset.landmarks import BACKENDS, LandmarkDetector, detector_from_config
+from dataset.landmarks import BACKENDS, GPU_BACKENDS, LandmarkDetector, detector_from_config
 from dataset.store import (
     SKIPPED_DIR,
     StoreError,
@@ -54,6 +57,7 @@ from dataset.store import (
 )
 from dataset.video import VideoReadError, frame_count
 from params.config import Config, ConfigError, add_config_arguments, config_from_args, validate
+from utils.device import DeviceError, resolve_device
 from utils.files import describe_os_error, open_for_append
 from utils.signals import report_stop, sigterm_as_ctrl_c
 
@@ -64,6 +68,8 @@ SKIP_TOO_FEW_SAME_PERSON = "too_few_same_person"
 SKIP_ERROR = "error"
 CLIP_UNREADABLE = "clip_unreadable"  # one clip of a video that gave a record all the same
 OTHER_PERSON = "other_person_dropped"  # frames of a record's video that show someone else
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -190,9 +196,10 @@ class Worker:
     describe: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
 
     @classmethod
-    def from_config(cls, config: Config) -> Worker:
+    def from_config(cls, config: Config, device: str | None = None) -> Worker:
+        """The worker that config describes, its detector on device (default: config.device)."""
         describe = load_describer() if config.data.identity_check else None
-        return cls(detector_from_config(config), describe)
+        return cls(detector_from_config(config, device), describe)
 
     def __call__(self, source: VideoSource, options: PreprocessOptions) -> Outcome:
         return process_video(source, options, self.detector, self.describe)
@@ -201,11 +208,43 @@ class Worker:
 _worker: Worker | None = None
 
 
-def _start_worker(config: Config) -> None:
-    """Pool initializer: one detector per process, built once and reused for every video."""
+def worker_devices(config: Config, workers: int) -> list[str]:
+    """The device on which each of the worker processes builds its landmark detector.
+
+    A GPU backend (FAN) on an index-less CUDA device ('auto' on a GPU machine, 'cuda') is
+    spread round-robin over the visible GPUs, worker i on cuda:(i mod GPUs): otherwise every
+    worker puts its own copy of FAN on GPU 0. A device with an index (cuda:1) is where the
+    user put every worker; dlib runs on the CPU whatever config.device says.
+    """
+    if config.data.detector not in GPU_BACKENDS:
+        return ["cpu"] * workers
+    device = resolve_device(config.device)
+    if device.type != "cuda" or device.index is not None:
+        return [str(device)] * workers
+    return [f"cuda:{i % torch.cuda.device_count()}" for i in range(workers)]
+
+
+def _gpu_sharing(devices: list[str], detector: str) -> str | None:
+    """'fan detector: 16 workers on 3 GPU(s) (cuda:0 6, cuda:1 5, cuda:2 5)'; None off GPUs."""
+    per_gpu = collections.Counter(device for device in devices if device.startswith("cuda"))
+    if not per_gpu:
+        return None
+    shares = ", ".join(f"{gpu} {count}" for gpu, count in sorted(per_gpu.items()))
+    return f"{detector} detector: {len(devices)} workers on {len(per_gpu)} GPU(s) ({shares})"
+
+
+def _start_worker(config: Config, devices: list[str], started: Synchronized) -> None:
+    """Pool initializer: one detector per process, built once and reused for every video.
+
+    started counts the processes started so far (a shared integer): the n-th takes the n-th
+    device, and a process that replaces one that died takes the next in turn.
+    """
     global _worker
     cv2.setNumThreads(1)  # parallelism comes from the processes
-    _worker = Worker.from_config(config)
+    with started.get_lock():
+        index = started.value
+        started.value += 1
+    _worker = Worker.from_config(config, devices[index % len(devices)])
 
 
 def _process_in_worker(source: VideoSource, options: PreprocessOptions) -> Outcome:
@@ -224,7 +263,12 @@ def run_videos(
     # spawn: no CUDA or OpenCV thread state inherited from this process.
     context = multiprocessing.get_context("spawn")
     task = functools.partial(_process_in_worker, options=options)
-    with context.Pool(workers, _start_worker, (config,)) as pool:
+    devices = worker_devices(config, workers)
+    sharing = _gpu_sharing(devices, config.data.detector)
+    if sharing is not None:
+        log.info(sharing)
+    started = context.Value("i", 0)
+    with context.Pool(workers, _start_worker, (config, devices, started)) as pool:
         yield from pool.imap_unordered(task, iter(sources), chunksize=1)
 
 
@@ -383,13 +427,14 @@ def main(argv: Iterable[str] | None = None) -> int:
         parser.error("--src is required (unless --merge)")
     if args.workers < 0:
         parser.error("--workers must be >= 0")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         config = config_from_args(args)
         _options_into_config(args, config)
         validate(config)
         with sigterm_as_ctrl_c():
             summary = preprocess(args.src, args.dst, config, args.workers, args.shard)
-    except (PreprocessError, StoreError, ConfigError, OSError) as error:
+    except (PreprocessError, StoreError, ConfigError, DeviceError, OSError) as error:
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

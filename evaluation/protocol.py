@@ -157,7 +157,7 @@ def metric_tools(config: Config) -> tuple[dict, dict[str, str]]:
     """The per-frame metric networks (LPIPS, dlib and ArcFace CSIM, dlib landmarks for AKD),
     and {metric: reason} for those whose weights are missing (reported as n/a)."""
     lpips = Lpips.load(config.eval.lpips_alexnet_weights)
-    arcface = ArcFaceIdentity.load(config.eval.arcface_weights)
+    arcface = ArcFaceIdentity.load(config.eval.arcface_weights, config.device)
     unavailable = {
         name: tool.reason
         for name, tool in (("lpips", lpips), ("csim_arcface", arcface))

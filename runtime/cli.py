@@ -25,7 +25,7 @@ from params.config import (
     with_run_settings,
 )
 from runtime.precision import Precision, configure_backends, resolve_precision
-from utils.device import DeviceError, resolve_device
+from utils.device import DeviceError, process_device
 from utils.files import describe_os_error
 
 USER_ERROR = 2  # exit status for a mistake in the inputs or settings
@@ -66,7 +66,7 @@ def run_settings(base: Config, args: argparse.Namespace) -> RunSettings:
     """The run's config (ConfigError for a bad --set or file), its device and precision."""
     config = with_run_settings(base, getattr(args, "config", None), args.overrides)
     try:
-        device = resolve_device(config.device)
+        device = process_device(config.device, None)
     except DeviceError as error:
         raise ConfigError(str(error)) from error
     configure_backends(device, config.train.deterministic)

@@ -8,11 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import types
 
 import av
 import cv2
 import numpy as np
 import pytest
+import torch
 from phone_videos import audio_seconds
 from phone_videos import write_video as write_phone_video
 from synthetic_videos import built_store, still_frame
@@ -325,3 +327,31 @@ def test_bad_frame_rates_and_unmakeable_outputs_are_messages(person_and_driver, 
     (tmp_path / "file").write_text("in the way")
     assert drive_main([*command, "--output", str(tmp_path / "file" / "x.mp4")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+class _AnyDeviceNetwork(torch.nn.Module):
+    """A stand-in for the person's generator that stays where it is when moved (no GPU here)."""
+
+    def to(self, *args, **kwargs):
+        return self
+
+
+def test_live_compile_replays_cuda_graphs_on_a_gpu_and_keeps_the_default_on_a_cpu(monkeypatch):
+    import torch._inductor.config as inductor
+
+    import live.render as render
+
+    monkeypatch.setattr(inductor, "freezing", inductor.freezing)  # restored after the test
+    monkeypatch.setattr(render, "person_network", lambda person: _AnyDeviceNetwork())
+    modes = []
+    monkeypatch.setattr(
+        torch, "compile", lambda model, **options: modes.append(options.get("mode")) or model
+    )
+    model = types.SimpleNamespace(output_activation="tanh")
+    person = types.SimpleNamespace(config=types.SimpleNamespace(model=model))
+    for device in ("cuda", "cpu"):
+        render.TorchRenderer(person, torch.device(device), "fp32", compile_model=True)
+    # A batch-1 frame on a GPU is launch-bound: one CUDA graph replay. The CPU keeps the
+    # default mode, with the weights frozen into constants.
+    assert modes == ["reduce-overhead", None]
+    assert inductor.freezing

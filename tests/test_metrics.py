@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -126,3 +128,50 @@ def test_arcface_csim_runs_a_given_onnx_model_and_names_what_is_missing(tmp_path
     assert "no such file" in ArcFaceIdentity.load(str(tmp_path / "missing.onnx")).reason
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     assert "does not load" in ArcFaceIdentity.load(str(tmp_path / "broken.onnx")).reason
+
+
+class _GpuBuildSession:
+    """onnxruntime-gpu's InferenceSession as ArcFace meets it: providers must be named."""
+
+    def __init__(self, path: str, providers: list | None = None) -> None:
+        if providers is None:
+            raise ValueError(
+                "This ORT build has ['CUDAExecutionProvider', 'CPUExecutionProvider'] enabled. "
+                "Since ORT 1.9, you are required to explicitly set the providers parameter"
+            )
+        if providers[0] == "broken":  # a test's stand-in for a provider that fails to start
+            raise RuntimeError("CUDA failure 100: no CUDA-capable device is detected")
+        self.providers = providers
+
+    def get_inputs(self) -> list:
+        return [types.SimpleNamespace(name="input.1")]
+
+
+def test_arcface_names_its_providers_cuda_first_on_a_gpu_and_the_cpu_always(tmp_path, monkeypatch):
+    import onnxruntime
+
+    import metrics.identity as identity
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", _GpuBuildSession)
+    offered = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: offered)
+    path = tmp_path / "arcface.onnx"
+    path.write_bytes(b"a model")
+    on_cpu = ArcFaceIdentity.load(str(path))  # the evaluation's device: the CPU by default
+    assert isinstance(on_cpu, ArcFaceIdentity), on_cpu  # not n/a on onnxruntime-gpu
+    assert on_cpu.session.providers == ["CPUExecutionProvider"]
+    for device, index in (("cuda:1", 1), ("auto", 0)):
+        providers = ArcFaceIdentity.load(str(path), device).session.providers
+        assert providers == [
+            ("CUDAExecutionProvider", {"device_id": index}),
+            "CPUExecutionProvider",
+        ]
+    offered[:] = ["CPUExecutionProvider"]  # the CPU-only onnxruntime on a GPU machine
+    assert ArcFaceIdentity.load(str(path), "cuda").session.providers == ["CPUExecutionProvider"]
+    # A provider that fails to start: the metric is n/a, and says onnxruntime's reason.
+    monkeypatch.setattr(identity, "onnx_providers", lambda device, available: ["broken"])
+    reason = ArcFaceIdentity.load(str(path), "cuda").reason
+    assert "RuntimeError: CUDA failure 100: no CUDA-capable device" in reason

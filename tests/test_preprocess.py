@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
+import multiprocessing
 import os
 import shutil
 import stat
+import types
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import torch
 from synthetic_videos import FRAME_SIZE, BuiltStore, built_store, still_frame, synthetic_config
 
-from dataset.clips import PreprocessError, discover_videos, sample_positions
+from dataset.clips import (
+    PreprocessError,
+    PreprocessOptions,
+    discover_videos,
+    sample_positions,
+)
 from dataset.face import transform_points
 from dataset.preprocess import main, parse_shard, preprocess, read_skipped
 from dataset.store import (
@@ -263,3 +272,64 @@ def test_unexpected_errors_are_logged_and_retried_by_the_next_run(built, tmp_pat
     retried = preprocess(built.tree.root, store, built.config, workers=0, progress=False)
     assert retried.done == len(built.tree.good)
     assert retried.previously_skipped == len(built.tree.skipped)
+
+
+class _InlinePool:
+    """multiprocessing's Pool as run_videos uses it, its workers started in this process."""
+
+    def __init__(self, processes, initializer, initargs):
+        for _ in range(processes):
+            initializer(*initargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return None
+
+    def imap_unordered(self, task, items, chunksize):
+        return map(task, items)
+
+
+def test_fan_workers_are_spread_over_the_gpus(tmp_path, monkeypatch, caplog):
+    import dataset.landmarks as landmarks
+    import dataset.preprocess as preprocessing
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    spawn = multiprocessing.get_context("spawn")
+    context = types.SimpleNamespace(Pool=_InlinePool, Value=spawn.Value)
+    monkeypatch.setattr(preprocessing.multiprocessing, "get_context", lambda method: context)
+    monkeypatch.setattr(preprocessing.cv2, "setNumThreads", lambda threads: None)
+    built_on = []
+    monkeypatch.setattr(
+        landmarks, "load_backend", lambda name, device: built_on.append(device) or object()
+    )
+    config = synthetic_config()
+    config.data.detector, config.data.identity_check, config.device = "fan", False, "auto"
+    caplog.set_level(logging.INFO, logger="dataset.preprocess")
+    options = PreprocessOptions.from_config(config, tmp_path / "store")
+    assert list(preprocessing.run_videos([], options, config, workers=16)) == []
+    # Not 16 copies of FAN on GPU 0: worker i on GPU i mod 4, and the log says so.
+    assert built_on == [f"cuda:{i % 4}" for i in range(16)]
+    assert "fan detector: 16 workers on 4 GPU(s) (cuda:0 4, cuda:1 4, cuda:2 4, cuda:3 4)" in (
+        caplog.text
+    )
+
+
+def test_gpus_are_shared_unevenly_and_a_chosen_gpu_or_dlib_is_kept(monkeypatch):
+    from dataset.preprocess import worker_devices
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    config = synthetic_config()
+    config.data.detector, config.device = "fan", "cuda"
+    assert collections.Counter(worker_devices(config, 16)) == {
+        "cuda:0": 6,
+        "cuda:1": 5,
+        "cuda:2": 5,
+    }
+    config.device = "cuda:1"  # the user's choice: every worker there
+    assert worker_devices(config, 4) == ["cuda:1"] * 4
+    config.data.detector = "dlib"  # runs on the CPU: nothing to spread, nothing on a GPU
+    assert worker_devices(config, 4) == ["cpu"] * 4

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from utils.device import resolve_device
+from utils.device import process_device
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,9 @@ def setup(device_name: str) -> Distributed:
     """Join the process group when launched by torchrun; the device of this process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return Distributed(0, 1, 0, resolve_device(device_name))
+        return Distributed(0, 1, 0, process_device(device_name, None))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name)
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
+    device = process_device(device_name, local_rank)
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
