@@ -2,6 +2,11 @@
 
 Checkpoints of meta-training and of fine-tuning keep it, so a resumed job draws the same numbers
 as one that never stopped. Plain tensors and lists: loadable with weights_only=True.
+
+CUDA's state is the process's own GPU's (its current device, utils/device.process_device), not
+every visible GPU's: a run started on 8 GPUs resumes on 1, or under another
+CUDA_VISIBLE_DEVICES, and checkpoints that hold a list of GPUs' states (older files) give the
+process its own GPU's entry, or the first when the list is shorter.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ def rng_state() -> dict[str, object]:
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
     }
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -33,4 +38,8 @@ def restore_rng(state: dict[str, object]) -> None:
     kind, keys, position, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda = state["cuda"]
+        if isinstance(cuda, (list, tuple)):  # one per GPU the saving process saw
+            index = torch.cuda.current_device()
+            cuda = cuda[index] if index < len(cuda) else cuda[0]
+        torch.cuda.set_rng_state(cuda)

@@ -19,6 +19,7 @@ from runtime.precision import (
     load_scaler_state,
     resolve_precision,
 )
+from runtime.rng import restore_rng, rng_state
 
 
 def test_the_fake_gpu_tensor_refuses_numpy_until_copied():
@@ -96,3 +97,29 @@ def test_an_fp16_run_resumes_from_a_bf16_checkpoint_and_back():
     again = Precision("fp16", cpu).scaler()
     load_scaler_state(again, fp16.state_dict())
     assert again.get_scale() == 1024.0
+
+
+def test_a_run_saved_on_8_gpus_resumes_on_one(monkeypatch):
+    """Older checkpoints hold every visible GPU's CUDA RNG state, and restoring all of them
+    asks for GPUs the resuming process may not have; now a process saves and restores its own."""
+    touched = []
+    own = torch.get_rng_state()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": own)
+
+    def set_rng_state(state, device="cuda"):
+        index = torch.device(device).index if not isinstance(device, int) else device
+        if index is not None and index >= torch.cuda.device_count():
+            raise RuntimeError(f"invalid device ordinal {index}")
+        touched.append(state)
+
+    monkeypatch.setattr(torch.cuda, "set_rng_state", set_rng_state)
+    state = rng_state()
+    assert torch.equal(state["cuda"], own)  # this process's GPU only
+    eight = [torch.full_like(own, rank) for rank in range(8)]
+    restore_rng({**state, "cuda": eight})
+    assert len(touched) == 1 and torch.equal(touched[0], eight[0])
+    restore_rng(state)
+    assert torch.equal(touched[1], own)
