@@ -128,8 +128,8 @@ class FineTuner:
             content_loss,
             {"generator": self.generator},
             self.discriminator,
-            make_adam(self.generator.parameters(), tune.lr_generator, betas),
-            make_adam(self.discriminator.parameters(), tune.lr_discriminator, betas),
+            make_adam(self.generator.parameters(), tune.lr_generator, betas, device),
+            make_adam(self.discriminator.parameters(), tune.lr_discriminator, betas, device),
             precision,
             tune.discriminator_steps,
         )
@@ -142,7 +142,8 @@ class FineTuner:
         with self.precision.autocast():
             fake = self.generator(pictures)
         result = self.update.step(fake, frames, pictures)
-        return {name: float(value) for name, value in result.scalars.items()}
+        values = torch.stack([v.float().reshape(()) for v in result.scalars.values()]).tolist()
+        return dict(zip(result.scalars, values, strict=True))  # one wait for the device
 
     def person_model(self, person: PersonModel) -> PersonModel:
         """The fine-tuned person: G' with psi' beside it, the person's frames kept."""

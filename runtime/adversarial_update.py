@@ -62,7 +62,7 @@ class UpdateResult:
     """Detached scalars of one update (losses, scores, gradient norms when measured)."""
 
     scalars: dict[str, torch.Tensor]
-    finite: bool  # every loss of the step is finite
+    finite: torch.Tensor  # bool scalar on the device: every loss of the step is finite
 
 
 class AdversarialUpdate:
@@ -106,14 +106,13 @@ class AdversarialUpdate:
     def _keep_w_gradient(
         self, rows: torch.Tensor | None, leaf: torch.Tensor | None, scaler: torch.amp.GradScaler
     ) -> None:
-        """Hand W's rows their gradient, unscaled like the optimiser's; dropped when it is not
-        finite (as a scaler skips the optimiser's step)."""
+        """Hand W's rows their gradient, unscaled like the optimiser's; the table drops it when
+        it is not finite (as a scaler skips the optimiser's step)."""
         if self.table is None or leaf is None or leaf.grad is None:
             return
-        if scaler.is_enabled():
+        if scaler.is_enabled():  # fp16: its scaler waits for the device at each step anyway
             leaf.grad.div_(scaler.get_scale())
-        if torch.isfinite(leaf.grad).all():
-            self.table.accumulate(rows, leaf)
+        self.table.accumulate(rows, leaf)
 
     def step(
         self,
@@ -199,7 +198,7 @@ class AdversarialUpdate:
         scalars["loss_d/hinge"] = d_terms["total"].detach().float()
         scalars["score/real"] = d_terms["real_score"].float()
         scalars["score/fake"] = d_terms["fake_score"].float()
-        finite = bool(torch.isfinite(terms["total"] + d_terms["total"]).item())
+        finite = torch.isfinite(terms["total"].detach() + d_terms["total"].detach())
         return UpdateResult(scalars, finite)
 
     def state_dict(self) -> dict[str, object]:

@@ -98,10 +98,10 @@ def test_perceptual_networks_are_frozen_and_stay_in_eval(tiny_config):
 def test_each_vgg_sees_its_own_input_convention():
     red = torch.zeros(1, 3, 1, 1)
     red[0, 0] = 1.0  # pure red, RGB in [0, 1]
-    caffe = caffe_vggface_preprocess(red).flatten().tolist()
+    caffe = caffe_vggface_preprocess()(red).flatten().tolist()
     # BGR order, 0..255, mean pixel (B, G, R) subtracted: red lands in the last channel.
     assert caffe == pytest.approx([-93.5940, -104.7624, 255 - 129.1863], abs=1e-4)
-    imagenet = imagenet_preprocess(red).flatten().tolist()
+    imagenet = imagenet_preprocess()(red).flatten().tolist()
     assert imagenet == pytest.approx(
         [(1 - 0.485) / 0.229, -0.456 / 0.224, -0.406 / 0.225], abs=1e-5
     )

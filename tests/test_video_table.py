@@ -86,7 +86,7 @@ def test_row_wise_adam_equals_dense_adam_on_w_at_irregular_idle_gaps(beta2):
         leaf = w.gather(rows)
         (leaf - targets[step, rows]).abs().sum().backward()
         w.accumulate(rows, leaf)
-        assert w.step() == len(set(rows.tolist()))
+        w.step()
         adam.zero_grad()
         (dense[rows] - targets[step, rows]).abs().sum().backward()
         adam.step()

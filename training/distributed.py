@@ -71,6 +71,15 @@ def all_mean(values: dict[str, float], run: Distributed) -> dict[str, float]:
     return {name: float(v) / run.world_size for name, v in zip(names, tensor.tolist(), strict=True)}
 
 
+def all_min(value: float, run: Distributed) -> float:
+    """The smallest of the ranks' values."""
+    if not run.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=run.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return float(tensor)
+
+
 def check_in_sync(named_tensors: dict[str, torch.Tensor], run: Distributed) -> None:
     """Raise on every rank if any tensor differs between ranks (compared by checksums)."""
     if not run.enabled:

@@ -35,7 +35,7 @@ from training.checkpoint import (
 )
 from training.data import make_loader
 from training.meta import MetaLearner
-from training.monitor import CollapseAlarm, TrainingCollapsed
+from training.monitor import CollapseAlarm, NonFiniteAlarm, TrainingCollapsed
 from training.validation import validate, validation_episodes
 from utils.files import LOCK_NAME, hold_folder
 
@@ -133,7 +133,7 @@ def _train(
             truncate_metrics(run_dir, state.step)
         log.info("resumed from %s at step %d", resume_from, state.step)
     known = len(learner.table)
-    rows_of_video = learner.table.rows_for(dataset.keys)
+    rows_of_video = learner.table.rows_for(dataset.keys).to(run.device)  # W's row per video
     if resume_from is not None and len(learner.table) > known:
         log.info("%d videos new since the checkpoint: fresh rows of W", len(learner.table) - known)
     if run.is_main:
@@ -163,6 +163,7 @@ def _train(
     alarm = CollapseAlarm(
         config.train.collapse_std, config.train.collapse_checks, config.model.output_activation
     )
+    nonfinite = NonFiniteAlarm(run.device)
     train_config = config.train
     learner.train(True)
     batches = iter(loader)
@@ -182,20 +183,16 @@ def _train(
             batch = next(batches)
             data_wait += time.perf_counter() - wait_start
             replaced += int(batch["replaced"].sum())
-            rows = rows_of_video[batch["video_index"]]
+            rows = rows_of_video[batch["video_index"].to(run.device, non_blocking=True)]
             measure = (state.step + 1) % train_config.log_every == 0
             result = learner.step(batch, rows, measure)
-            finite = distributed.all_mean({"finite": float(result.finite)}, run)["finite"] == 1.0
-            if not finite:
-                raise TrainingCollapsed(
-                    f"a loss became NaN or infinite at step {state.step + 1}: training stopped; "
-                    "the newest checkpoint before this is kept"
-                )
             state.step += 1
+            nonfinite.record(state.step, result.finite)
             state.episodes_seen += sampler.global_batch_size()
             bar.update(1)
 
             if measure:
+                nonfinite.check(run)
                 elapsed = time.perf_counter() - window_start
                 scalars = {k: float(v) for k, v in result.scalars.items()}
                 scalars["collapse/lowest_image_std"] = float(alarm.image_std(result.fake).min())
@@ -233,10 +230,10 @@ def _train(
             if monitor is not None and held_out and state.step % train_config.validate_every == 0:
                 monitor.scalars(state.step, validate(learner, held_out, config.data.batch_size))
             if state.step % train_config.checkpoint_every == 0 or state.step == train_config.steps:
-                _save(learner, state, config, run_dir, run, monitor)
+                _save(learner, state, config, run_dir, run, monitor, nonfinite)
             elif stop.requested:
                 log.info("interrupted: saving step %d before leaving", state.step)
-                _save(learner, state, config, run_dir, run, monitor)
+                _save(learner, state, config, run_dir, run, monitor, nonfinite)
             if stop.requested:
                 raise KeyboardInterrupt
     finally:
@@ -258,8 +255,11 @@ def _save(
     run_dir: Path,
     run: distributed.Distributed,
     monitor: RunLog | None,
+    nonfinite: NonFiniteAlarm,
 ) -> None:
-    """Check that all ranks agree, then rank 0 writes the checkpoint and redraws loss.png."""
+    """Check that no loss was NaN or infinite and that all ranks agree, then rank 0 writes the
+    checkpoint and redraws loss.png."""
+    nonfinite.check(run)
     named = {
         f"{name}.{key}": value
         for name, network in learner.networks().items()

@@ -35,7 +35,7 @@ class StepResult:
 
     scalars: dict[str, torch.Tensor]
     fake: torch.Tensor
-    finite: bool
+    finite: torch.Tensor  # bool scalar on the device: every loss of the step is finite
 
 
 class MetaLearner:
@@ -89,8 +89,9 @@ class MetaLearner:
                 [*self.embedder.parameters(), *self.generator.parameters()],
                 optim.lr_generator,
                 optim.betas,
+                device,
             ),
-            make_adam(self.discriminator.parameters(), optim.lr_discriminator, optim.betas),
+            make_adam(self.discriminator.parameters(), optim.lr_discriminator, optim.betas, device),
             precision,
             optim.discriminator_steps,
             table=self.table,
@@ -134,7 +135,8 @@ class MetaLearner:
             embedding=e_hat,
             measure=measure,
         )
-        release_free_memory()
+        if self.run.device.type == "cpu":  # the host heap is what a CPU step fills
+            release_free_memory()
         return StepResult(result.scalars, fake.detach(), result.finite)
 
     def state_dict(self) -> dict[str, object]:

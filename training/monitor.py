@@ -1,13 +1,16 @@
-"""The collapse alarm of a training run: NaN is caught by the loop, flat frames here.
+"""The alarms of a training run: losses that became NaN or infinite, and flat frames.
 
 The run's scalars, sample grids and loss plot are written by runtime/runlog.py.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from dataset.value_range import to_unit_range
+from training import distributed
 
 
 class TrainingCollapsed(RuntimeError):
@@ -36,4 +39,30 @@ class CollapseAlarm:
                 f"train.collapse_std {self.min_std}) for {self.checks} checks up to step {step}: "
                 "training collapsed. The newest checkpoint before this is kept; look at "
                 "samples/ and the loss terms, lower the learning rates or change the loss weights"
+            )
+
+
+class NonFiniteAlarm:
+    """Remembers on the device the first step whose losses were NaN or infinite; ``check``
+    raises TrainingCollapsed naming it, on every rank if any rank had one.
+
+    The loop checks at logging steps and before every checkpoint, so no checkpoint ever holds
+    a step after a non-finite loss; checking every step would make the host wait for the
+    device at every step (on a GPU, idle while the host prepares the next one).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.first = torch.full((), -1, dtype=torch.int64, device=device)
+
+    def record(self, step: int, finite: torch.Tensor) -> None:
+        """step: the step just taken (1-based); finite: its device bool scalar."""
+        self.first = torch.where((self.first < 0) & ~finite, step, self.first)
+
+    def check(self, run: distributed.Distributed) -> None:
+        mine = int(self.first)
+        first = distributed.all_min(float(mine) if mine >= 0 else math.inf, run)
+        if first < math.inf:
+            raise TrainingCollapsed(
+                f"a loss became NaN or infinite at step {int(first)}: training stopped; the "
+                "newest checkpoint before this is kept"
             )

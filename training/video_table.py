@@ -49,7 +49,8 @@ class VideoTable:
 
     State: ``weight`` (rows, dim), ``exp_avg_sq`` (rows, dim), ``exp_avg`` (rows, dim; 0 columns
     when beta1 = 0), ``last_step`` (rows,) int64, the global step at which each row's moments
-    were last brought up to date (0: never used), and ``step``, the number of Adam steps taken.
+    were last brought up to date (0: never used), and ``step_count``, the number of Adam steps
+    taken (a device tensor, so that counting needs no wait for the device).
     """
 
     def __init__(
@@ -71,9 +72,10 @@ class VideoTable:
         self.exp_avg = torch.zeros(0, dim if self.betas[0] else 0, device=self.device)
         self.exp_avg_sq = torch.zeros(0, dim, device=self.device)
         self.last_step = torch.zeros(0, dtype=torch.int64, device=self.device)
-        self.step_count = 0
+        self._step = torch.zeros((), dtype=torch.int64, device=self.device)  # Adam steps taken
         self._pending_rows: list[torch.Tensor] = []
         self._pending_grads: list[torch.Tensor] = []
+        self._pending_valid: list[torch.Tensor] = []  # (rows,) bool: the gradient is kept
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -99,57 +101,75 @@ class VideoTable:
         return torch.tensor([self._row_of[key] for key in keys], dtype=torch.int64)
 
     def gather(self, rows: torch.Tensor) -> torch.Tensor:
-        """The rows as a new leaf tensor that collects their gradient (B, dim)."""
+        """The rows as a new leaf tensor that collects their gradient (B, dim). rows: (B,) int64,
+        best already on the table's device (training moves them once per step)."""
         return self.weight[rows.to(self.device)].clone().requires_grad_(True)
 
     def accumulate(self, rows: torch.Tensor, gathered: torch.Tensor) -> None:
-        """Keep the gradient a gathered leaf received, to be applied by the next ``step``."""
+        """Keep the gradient a gathered leaf received, to be applied by the next ``step``; one
+        that is not finite everywhere will be dropped there (as a scaler skips a step), decided
+        on the device, so the host does not wait to know."""
         if gathered.grad is not None:
+            grad = gathered.grad.detach().float()
             self._pending_rows.append(rows.to(self.device))
-            self._pending_grads.append(gathered.grad.detach().float())
+            self._pending_grads.append(grad)
+            self._pending_valid.append(torch.isfinite(grad).all().expand(len(rows)))
 
-    def step(self) -> int:
-        """Apply every accumulated gradient to its rows (one Adam step); returns rows updated.
+    @property
+    def step_count(self) -> int:
+        """Adam steps taken (reading it waits for the device)."""
+        return int(self._step)
+
+    def step(self) -> None:
+        """Apply every accumulated gradient to its rows (one Adam step).
 
         Under DDP the (row, gradient) pairs of all ranks are gathered first and averaged over
         the ranks like DDP averages parameter gradients; every rank then applies the same
-        update. A step with no gradient on any rank is not counted (as an optimiser step that
-        a gradient scaler skips). O(rows in the batch) in time and memory.
+        update. A step with no finite gradient on any rank is not counted (as an optimiser
+        step that a gradient scaler skips). O(rows in the batch) in time and memory, and no
+        operation whose result the host must wait for: a row's gradients are summed through
+        the (entries x entries) matrix of equal row numbers, not torch.unique, and every
+        entry of a row computes the same update, so repeated rows write equal values.
         """
         if not self._pending_rows:
             rows = torch.zeros(0, dtype=torch.int64, device=self.device)
             grads = torch.zeros(0, self.dim, device=self.device)
+            valid = torch.zeros(0, dtype=torch.bool, device=self.device)
         else:
             rows, grads = torch.cat(self._pending_rows), torch.cat(self._pending_grads)
-        self._pending_rows, self._pending_grads = [], []
+            valid = torch.cat(self._pending_valid)
+        self._pending_rows, self._pending_grads, self._pending_valid = [], [], []
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         if world > 1:
-            rows, grads = _all_gather_rows(rows, grads)
+            rows, grads, valid = _all_gather_rows(rows, grads, valid)
             grads = grads / world
         if rows.numel() == 0:
-            return 0
-        self.step_count += 1
-        step = self.step_count
-        unique, inverse = torch.unique(rows, return_inverse=True)
-        grad = torch.zeros(len(unique), self.dim, device=self.device).index_add_(0, inverse, grads)
+            return
+        self._step += valid.any()
+        step = self._step.double()
+        # same[i, j]: entry j is a kept gradient of entry i's row.
+        same = (rows[:, None] == rows[None, :]) & valid[None, :]
+        grad = same.float() @ torch.where(valid[:, None], grads, 0.0)
+        used = same.any(dim=1)  # the row has a kept gradient: its moments and weight move
         beta1, beta2 = self.betas
         # Steps since each row's moments were last updated, this one included: dense Adam
         # multiplied them by beta once per step, with a zero gradient on the idle ones.
-        elapsed = (step - self.last_step[unique]).double()
-        self.last_step[unique] = step
-        decay2 = (beta2**elapsed).float()[:, None]
-        exp_avg_sq = self.exp_avg_sq[unique].mul_(decay2).addcmul_(grad, grad, value=1 - beta2)
-        self.exp_avg_sq[unique] = exp_avg_sq
+        elapsed = step - self.last_step[rows].double()
+        self.last_step[rows] = torch.where(used, self._step, self.last_step[rows])
+        keep = used[:, None]
+        decay2 = torch.pow(beta2, elapsed).float()[:, None]
+        exp_avg_sq = self.exp_avg_sq[rows] * decay2 + (1 - beta2) * grad * grad
+        self.exp_avg_sq[rows] = torch.where(keep, exp_avg_sq, self.exp_avg_sq[rows])
         if beta1:
-            decay1 = (beta1**elapsed).float()[:, None]
-            exp_avg = self.exp_avg[unique].mul_(decay1).add_(grad, alpha=1 - beta1)
-            self.exp_avg[unique] = exp_avg
-            first = exp_avg / (1 - beta1**step)
+            decay1 = torch.pow(beta1, elapsed).float()[:, None]
+            exp_avg = self.exp_avg[rows] * decay1 + (1 - beta1) * grad
+            self.exp_avg[rows] = torch.where(keep, exp_avg, self.exp_avg[rows])
+            first = exp_avg / (1 - torch.pow(beta1, step)).float()
         else:
             first = grad
-        denominator = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(self.eps)
-        self.weight[unique] -= self.lr * first / denominator
-        return len(unique)
+        denominator = (exp_avg_sq / (1 - torch.pow(beta2, step)).float()).sqrt_().add_(self.eps)
+        moved = self.weight[rows] - self.lr * first / denominator
+        self.weight[rows] = torch.where(keep, moved, self.weight[rows])
 
     def state_dict(self) -> dict[str, object]:
         return {
@@ -184,25 +204,18 @@ class VideoTable:
         self.exp_avg = tensors["exp_avg"].to(self.device, torch.float32)
         self.exp_avg_sq = tensors["exp_avg_sq"].to(self.device, torch.float32)
         self.last_step = tensors["last_step"].to(self.device, torch.int64)
-        self.step_count = int(state["step"])
+        self._step = torch.tensor(int(state["step"]), device=self.device)
 
 
-def _all_gather_rows(rows: torch.Tensor, grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every rank's (rows, grads), concatenated in rank order; ranks may hold different counts."""
+def _all_gather_rows(
+    rows: torch.Tensor, grads: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every rank's (rows, grads, valid), concatenated in rank order. Every rank holds the same
+    number of entries (the same batch size through the same update), so no sizes travel."""
     world = dist.get_world_size()
-    count = torch.tensor([rows.numel()], device=rows.device)
-    counts = [torch.zeros_like(count) for _ in range(world)]
-    dist.all_gather(counts, count)
-    largest = int(max(c.item() for c in counts))
-    padded_rows = torch.zeros(largest, dtype=rows.dtype, device=rows.device)
-    padded_grads = torch.zeros(largest, grads.shape[1], device=grads.device)
-    padded_rows[: rows.numel()], padded_grads[: rows.numel()] = rows, grads
-    all_rows = [torch.zeros_like(padded_rows) for _ in range(world)]
-    all_grads = [torch.zeros_like(padded_grads) for _ in range(world)]
-    dist.all_gather(all_rows, padded_rows)
-    dist.all_gather(all_grads, padded_grads)
-    sizes = [int(c.item()) for c in counts]
-    return (
-        torch.cat([r[:n] for r, n in zip(all_rows, sizes, strict=True)]),
-        torch.cat([g[:n] for g, n in zip(all_grads, sizes, strict=True)]),
-    )
+    gathered = []
+    for tensor in (rows, grads, valid.to(torch.uint8)):  # gloo has no bool
+        parts = [torch.empty_like(tensor) for _ in range(world)]
+        dist.all_gather(parts, tensor)
+        gathered.append(torch.cat(parts))
+    return gathered[0], gathered[1], gathered[2].bool()
