@@ -69,9 +69,9 @@ class AdversarialUpdate:
     """Optimisers, gradient scalers and the losses of one G-then-D update.
 
     generator_side: the modules that make x_hat, by name, for gradient norms (E and G; or G').
-    discriminator: D itself; ``discriminator_for_training`` is what its hinge step calls (a DDP
-    wrapper, a compiled module, or D itself) and ``discriminator_view`` what the generator side
-    calls with D frozen (D or a compiled D, never a DDP wrapper: it must not synchronise).
+    discriminator: D itself (compiled in place when compiling), which the generator side calls
+    with D frozen (never a DDP wrapper: it must not synchronise); ``discriminator_for_training``
+    is what its hinge step calls (a DDP wrapper of D, or D itself).
     table: W when meta-learning (the batch's rows are then passed to ``step``), None in person
     mode, where D uses its own projection w'.
     """
@@ -88,7 +88,6 @@ class AdversarialUpdate:
         discriminator_steps: int,
         table: RowTable | None = None,
         discriminator_for_training: nn.Module | None = None,
-        discriminator_view: nn.Module | None = None,
     ) -> None:
         if discriminator_steps < 1:
             raise ValueError("discriminator_steps must be at least 1")
@@ -96,8 +95,10 @@ class AdversarialUpdate:
         self.generator_side, self.discriminator = generator_side, discriminator
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.precision, self.discriminator_steps, self.table = precision, discriminator_steps, table
-        self.discriminator_for_training = discriminator_for_training or discriminator
-        self.discriminator_view = discriminator_view or discriminator
+        # `is None`, not `or`: a compiled or wrapped module may define __len__.
+        self.discriminator_for_training = (
+            discriminator if discriminator_for_training is None else discriminator_for_training
+        )
         self.scaler_g, self.scaler_d = precision.scaler(), precision.scaler()
 
     def _w_rows(self, rows: torch.Tensor | None) -> torch.Tensor | None:
@@ -147,9 +148,7 @@ class AdversarialUpdate:
         self.scaler_d.scale(d_terms["total"]).backward()  # D's first step, applied below
         real_targets = d_terms.pop("real_activations")
         with autocast():
-            scores, activations = discriminator_view(
-                self.discriminator_view, fake_in, landmarks, w_d
-            )
+            scores, activations = discriminator_view(self.discriminator, fake_in, landmarks, w_d)
             terms.update(adversarial_terms(config, scores, activations, real_targets))
         self.scaler_g.scale(terms["adversarial"] + terms["feature_matching"]).backward(
             inputs=[fake_in]

@@ -65,3 +65,42 @@ def test_a_meta_step_neither_reads_the_device_nor_copies_to_it(tiny_config, meas
         result = learner.step(batch, rows, measure=measure)
     assert traffic.seen == []
     assert result.finite.device.type == "meta"
+
+
+def test_a_compiled_step_compiles_once_and_matches_the_eager_step(tiny_config, monkeypatch):
+    """train.compile compiles E, G, D and the content loss in place (before any DDP wrapper):
+    the step runs (compiling D under two wrappers broke it), D's two callers at batch 2B and B
+    share one compiled module, later steps compile nothing more, and the result is eager's.
+    The graphs run eagerly here (a counting backend): what is tested is what gets compiled."""
+    graphs = []
+    real_compile = torch.compile
+
+    def counting_compile(model, **options):
+        def backend(graph, inputs):
+            graphs.append(graph)
+            return graph.forward
+
+        return real_compile(model, backend=backend, dynamic=options.get("dynamic"))
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    torch._dynamo.reset()
+    run = Distributed(0, 1, 0, torch.device("cpu"))
+    batch = synthetic_batch(tiny_config)
+    learners = {}
+    for compiled in (False, True):
+        tiny_config.train.compile = compiled
+        torch.manual_seed(0)
+        with pytest.warns(UserWarning, match="RANDOM"):
+            learners[compiled] = MetaLearner(tiny_config, run, Precision("fp32", run.device))
+        rows = learners[compiled].table.rows_for([f"video{i}" for i in range(6)])[[1, 3]]
+        learners[compiled].step(batch, rows, measure=False)
+        after_first = len(graphs)
+        for _ in range(2):
+            learners[compiled].step(batch, rows, measure=False)
+        assert len(graphs) == after_first  # no recompiling
+    assert graphs  # something was compiled
+    eager, compiled = (learners[c].state_dict() for c in (False, True))
+    for name in ("generator", "discriminator"):
+        for key, value in eager[name].items():
+            assert torch.allclose(value, compiled[name][key], atol=1e-5), (name, key)
+    torch._dynamo.reset()

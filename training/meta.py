@@ -63,23 +63,25 @@ class MetaLearner:
             device=device,
             seed=config.seed,
         )
-        # What a step calls: each network wrapped for training (DDP under torchrun, compiled
-        # when asked). The generator side's frozen pass of D uses the bare (or compiled)
-        # module, never the DDP wrapper: it must not trigger gradient synchronisation.
+        # torch.compile first, in place, then DDP around the compiled modules. The other order,
+        # torch.compile(DDP(m)), hands the graph to dynamo's DDP optimiser, which splits it at
+        # DDP's gradient buckets and fails on parametrized (spectral-norm) modules when there is
+        # more than one bucket (pytorch/pytorch#113415). In place, D is one compiled module for
+        # both of its callers (its hinge step at batch 2B, the generator side's frozen view at
+        # B: two static graphs, no recompiling), and state dicts keep their keys.
+        if config.train.compile:
+            for module in (self.embedder, self.generator, self.discriminator, content_loss):
+                module.compile(dynamic=False)
+        # What a step calls: DDP wrappers under torchrun. The generator side's frozen pass of D
+        # uses the bare module, never the DDP wrapper: it must not synchronise gradients.
         self.embedder_for_training = self.embedder
         self.generator_for_training = self.generator
-        discriminator_for_training = discriminator_view = self.discriminator
+        discriminator_for_training = self.discriminator
         if run.enabled:
             ids = [device.index] if device.type == "cuda" else None
             self.embedder_for_training = DistributedDataParallel(self.embedder, device_ids=ids)
             self.generator_for_training = DistributedDataParallel(self.generator, device_ids=ids)
             discriminator_for_training = DistributedDataParallel(self.discriminator, device_ids=ids)
-        if config.train.compile:
-            self.embedder_for_training = torch.compile(self.embedder_for_training)
-            self.generator_for_training = torch.compile(self.generator_for_training)
-            discriminator_for_training = torch.compile(discriminator_for_training)
-            discriminator_view = torch.compile(discriminator_view)
-            content_loss = torch.compile(content_loss)
         self.update = AdversarialUpdate(
             config.loss,
             content_loss,
@@ -96,7 +98,6 @@ class MetaLearner:
             optim.discriminator_steps,
             table=self.table,
             discriminator_for_training=discriminator_for_training,
-            discriminator_view=discriminator_view,
         )
 
     def networks(self) -> dict[str, nn.Module]:
