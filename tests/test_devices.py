@@ -123,3 +123,8 @@ def test_a_run_saved_on_8_gpus_resumes_on_one(monkeypatch):
     assert len(touched) == 1 and torch.equal(touched[0], eight[0])
     restore_rng(state)
     assert torch.equal(touched[1], own)
+
+
+def test_the_tests_model_stays_on_the_cpu_on_a_gpu_machine(tiny_config):
+    """Tests assert bit-identical resumes, which CUDA gives only with deterministic algorithms."""
+    assert tiny_config.device == "cpu"
