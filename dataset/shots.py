@@ -13,8 +13,6 @@ import bisect
 
 import cv2
 import numpy as np
-from scenedetect import ContentDetector
-from scenedetect.common import FrameTimecode
 
 # PySceneDetect's defaults: a score of 27 (0-255 scale of the mean HSV change) and shots of at
 # least 15 frames (a flash or a fast pan does not cut a shot in two).
@@ -30,12 +28,16 @@ class ShotBoundaries:
     """
 
     def __init__(self, fps: float = 25.0) -> None:
+        from scenedetect import ContentDetector  # here: it loads PyAV, which importers may lack
+
         self.fps = float(fps)
         self._detector = ContentDetector(threshold=CUT_THRESHOLD, min_scene_len=MIN_SHOT_FRAMES)
         self.cuts: list[int] = []  # frame indices that start a new shot
 
     def __call__(self, index: int, image: np.ndarray) -> None:
         """Feed an RGB uint8 frame (any size; small previews suffice)."""
+        from scenedetect.common import FrameTimecode
+
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         for cut in self._detector.process_frame(FrameTimecode(index, self.fps), bgr):
             self.cuts.append(cut.frame_num)

@@ -16,9 +16,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
+
+if TYPE_CHECKING:  # PyAV loads where a file is read: importers need not have it (a GPU box)
+    import av
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 PREVIEW_WIDTH = 256  # side of the small frames handed to a preview callback (shot detection)
@@ -78,6 +81,8 @@ class VideoInfo:
 
 
 def _open(path: Path) -> av.container.InputContainer:
+    import av
+
     if not path.is_file():
         raise VideoReadError(f"no such video file: {path}")
     image_format = _image_format(path)
@@ -114,6 +119,8 @@ def _rotation(stream: av.video.stream.VideoStream, first: av.VideoFrame | None) 
 
 def probe(path: str | Path) -> VideoInfo:
     """The file's video stream as a player would show it; VideoReadError if unreadable."""
+    import av
+
     path = Path(path)
     container = _open(path)
     try:
@@ -151,6 +158,8 @@ def decode(
     (the container's count can be wrong); a file that decodes no frame raises VideoReadError,
     after the frames that did decode; a stream broken midway ends at the break.
     """
+    import av
+
     path = Path(path)
     wanted = None if indices is None else set(indices)
     last = None if wanted is None else max(wanted, default=-1)
@@ -201,6 +210,8 @@ def _to_rgb(
 
 def frame_count(path: str | Path) -> int:
     """Number of frames: the container's count, or counted by decoding when it does not say."""
+    import av
+
     count = probe(path).frames
     if count > 0:
         return count
