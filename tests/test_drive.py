@@ -341,7 +341,6 @@ def test_live_compile_replays_cuda_graphs_on_a_gpu_and_keeps_the_default_on_a_cp
 
     import live.render as render
 
-    monkeypatch.setattr(inductor, "freezing", inductor.freezing)  # restored after the test
     monkeypatch.setattr(render, "person_network", lambda person: _AnyDeviceNetwork())
     modes = []
     monkeypatch.setattr(
@@ -349,9 +348,11 @@ def test_live_compile_replays_cuda_graphs_on_a_gpu_and_keeps_the_default_on_a_cp
     )
     model = types.SimpleNamespace(output_activation="tanh")
     person = types.SimpleNamespace(config=types.SimpleNamespace(model=model))
-    for device in ("cuda", "cpu"):
-        render.TorchRenderer(person, torch.device(device), "fp32", compile_model=True)
+    # Not monkeypatch: its undo deletes the option from inductor's config module.
+    with inductor.patch(freezing=inductor.freezing):
+        for device in ("cuda", "cpu"):
+            render.TorchRenderer(person, torch.device(device), "fp32", compile_model=True)
+        assert inductor.freezing
     # A batch-1 frame on a GPU is launch-bound: one CUDA graph replay. The CPU keeps the
     # default mode, with the weights frozen into constants.
     assert modes == ["reduce-overhead", None]
-    assert inductor.freezing
