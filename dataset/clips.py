@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset.face import CropSettings, FaceBox, crop_face, face_box
-from dataset.identity import PersonSplit, main_person
+from dataset.identity import SAME_PERSON_SHOTS, PersonSplit, main_person, track_windows
 from dataset.landmarks import LandmarkDetector
 from dataset.shots import ShotBoundaries
 from dataset.stabilizer import mean_box, window_boxes
@@ -115,19 +115,24 @@ class CroppedFrame:
     clip: int
     frame: int
     descriptor: np.ndarray | None
+    track: int = 0  # the face track: equal in frames of one continuous face (detector.track_id)
     shot: int = 0  # the camera shot within the clip (dataset/shots.py)
 
 
 def keep_main_person(
-    frames: list[CroppedFrame], threshold: float
+    frames: list[CroppedFrame], options: PreprocessOptions
 ) -> tuple[list[CroppedFrame], PersonSplit]:
     """The frames of the clip's main person (dataset/identity.py: main_person), and the split
-    that says what was dropped (indices into frames). Frames need their descriptors."""
-    split = main_person(
-        np.stack([f.descriptor for f in frames]) if frames else np.zeros((0, 128)),
-        np.array([(f.clip, f.shot) for f in frames]),
-        threshold,
-    )
+    that says what was left out (indices into frames). Frames need their descriptors; each is
+    judged with its face track's frames within options.stabilizer_radius."""
+    if not frames:
+        return [], main_person(np.zeros((0, 128)), np.zeros((0, 2), int), 1.0)
+    descriptors = np.stack([f.descriptor for f in frames])
+    shots = np.array([(f.clip, f.shot) for f in frames])
+    tracks = np.array([(f.clip, f.shot, f.track) for f in frames])
+    numbers = np.array([f.frame for f in frames])
+    windows = track_windows(descriptors, tracks, numbers, options.stabilizer_radius)
+    split = main_person(descriptors, shots, options.identity_threshold, windows)
     return [frames[i] for i in split.keep], split
 
 
@@ -138,12 +143,21 @@ def describe_dropped(
     lines = []
     for shot in split.other_shots:
         numbers = [frames[i].frame for i in shot.frames]
-        lines.append(
+        where = (
             f"{clip_names[shot.segment[0]]}: frames {min(numbers)}-{max(numbers)} (shot "
-            f"{shot.segment[1] + 1}, {len(numbers)} sampled) show another person: "
-            f"{shot.distance:.2f} from the main person's mean descriptor, more than "
-            f"{shot.limit:.2f} (the shots' spread)"
+            f"{shot.segment[1] + 1}, {len(numbers)} sampled)"
         )
+        if shot.unsure:
+            lines.append(
+                f"{where} cannot be told apart from the main person with confidence, left "
+                f"out: {shot.distance:.2f} from the main person's mean descriptor (the same "
+                f"person below {SAME_PERSON_SHOTS:.2f}, another from {shot.threshold:.2f})"
+            )
+        else:
+            lines.append(
+                f"{where} show another person: {shot.distance:.2f} from the main person's "
+                f"mean descriptor, {shot.threshold:.2f} or more"
+            )
     for i in split.stray_frames:
         clip = clip_names[frames[i].clip]
         lines.append(f"{clip}: frame {frames[i].frame} shows another face than the main person")
@@ -193,7 +207,8 @@ def crop_clip(
         crop, crop_points, matrix = crop_face(frame, points, options.crop, box)
         jpeg = encode_jpeg(crop, options.jpeg_quality)
         descriptor = describe(frame, points) if describe is not None else None
-        cropped.append(CroppedFrame(jpeg, crop_points, matrix, clip, index, descriptor))
+        track = boxes[index][1]
+        cropped.append(CroppedFrame(jpeg, crop_points, matrix, clip, index, descriptor, track))
 
     previous = None
     shots = ShotBoundaries()

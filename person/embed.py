@@ -149,7 +149,7 @@ def _collect_video(
     found = {frame.frame for frame in cropped}
     out.without_face += [f"{path}#{frame}" for frame in wanted if frame not in found]
     if describe is not None:
-        kept, split = keep_main_person(cropped, options.identity_threshold)
+        kept, split = keep_main_person(cropped, options)
         out.other_person += describe_dropped(split, cropped, [str(path)])
         cropped = kept
     for frame in cropped:
