@@ -126,7 +126,9 @@ def keep_main_person(
     that says what was left out (indices into frames). Frames need their descriptors; each is
     judged with its face track's frames within options.stabilizer_radius."""
     if not frames:
-        return [], main_person(np.zeros((0, 128)), np.zeros((0, 2), int), 1.0)
+        return [], main_person(
+            np.zeros((0, 128)), np.zeros((0, 2), int), options.identity_threshold
+        )
     descriptors = np.stack([f.descriptor for f in frames])
     shots = np.array([(f.clip, f.shot) for f in frames])
     tracks = np.array([(f.clip, f.shot, f.track) for f in frames])
@@ -149,9 +151,9 @@ def describe_dropped(
         )
         if shot.unsure:
             lines.append(
-                f"{where} cannot be told apart from the main person with confidence, left "
-                f"out: {shot.distance:.2f} from the main person's mean descriptor (the same "
-                f"person below {SAME_PERSON_SHOTS:.2f}, another from {shot.threshold:.2f})"
+                f"{where} cannot be told apart from the main person with confidence: "
+                f"{shot.distance:.2f} from the main person's mean descriptor (the same person "
+                f"below {SAME_PERSON_SHOTS:.2f}, another from {shot.threshold:.2f})"
             )
         else:
             lines.append(

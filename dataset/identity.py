@@ -71,9 +71,9 @@ SAME_PERSON_SHOTS = 0.25
 class Shot:
     """The frames of one shot (clip, shot) that the record leaves out, and why."""
 
-    segment: tuple[int, int]
-    frames: np.ndarray  # indices into the descriptors
-    distance: float  # of the shot's mean from the main person's mean
+    segment: tuple[int, int]  # (clip, shot)
+    frames: np.ndarray  # (n,) int, indices into the descriptors
+    distance: float  # Euclidean, of the shot's mean descriptor from the main person's; >= 0.25
     threshold: float  # dlib's same-person distance: another person at this distance or more
 
     @property
@@ -86,9 +86,9 @@ class Shot:
 class PersonSplit:
     """Which frames show the main person; the shots and frames left out."""
 
-    keep: np.ndarray  # frame indices, in order
+    keep: np.ndarray  # (k,) int, frame indices into the descriptors, in order
     other_shots: list[Shot]  # whole shots of someone else, or of someone not surely the person
-    stray_frames: np.ndarray  # frames within kept shots whose face is clearly someone else's
+    stray_frames: np.ndarray  # (m,) int, frames of kept shots whose face is someone else's
 
 
 def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -98,13 +98,15 @@ def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:
 def track_windows(
     descriptors: np.ndarray, segments: np.ndarray, frames: np.ndarray, radius: int
 ) -> np.ndarray:
-    """Each descriptor averaged with those of its segment within radius frames (N, 128).
+    """Each descriptor averaged with those of its segment within radius frames: (N, 128).
 
-    segments: (N, k) int, e.g. (clip, shot, face track): one continuous face; frames: (N,)
-    frame numbers. One face seen over a few frames is one person: averaging over the
-    stabiliser's window takes the spikes of a laugh or a blink out of the descriptor (on real
-    footage one person's frames reach 0.69 from their mean, averaged 0.57), while a window of
-    another face stays as far as it was.
+    descriptors: (N, 128); segments: (N, k) int, e.g. (clip, shot, face track), equal rows
+    being one continuous face; frames: (N,) int frame numbers; radius >= 0 in frames (the
+    stabiliser's, data.stabilizer_radius). One face seen over a few frames is one person:
+    averaging takes the spikes of a laugh or a blink out of the descriptor (on real footage
+    one person's frames reach 0.69 from their mean, averaged 0.57), while a window of another
+    face stays as far as it was. Only stored frames are averaged: frames sampled farther apart
+    than radius (32 per video of a long clip) are each their own window.
     """
     smoothed = np.empty_like(descriptors)
     for i in range(len(descriptors)):
@@ -128,9 +130,12 @@ def main_person(
     averaged over each frame's face track (``track_windows``), default the descriptors.
 
     Shots are grouped into people, largest shot first: a shot joins a person when the means
-    lie closer than SAME_PERSON_SHOTS. The person with the most frames is kept; every other
-    shot is left out, as another person (its mean at threshold or farther) or as one that
-    cannot be told from the main person with confidence. Within the kept shots, frames whose
+    lie closer than SAME_PERSON_SHOTS. The person with the most frames is kept, with any other
+    shot whose mean lies that close to the person's final mean; every other shot is left out,
+    as another person (its mean at threshold or farther) or as one that cannot be told from
+    the main person with confidence. A shot of one or two sampled frames is judged by them
+    alone: a frame lies 0.15-0.35 from its person's mean, so such a shot is often left out as
+    unsure (sample more frames per video to keep short shots). Within the kept shots, frames whose
     window lies threshold or farther from the person seen most frame by frame
     (``dominant_person``) are left out too: another face the tracker caught, or clearly
     different people on both sides of a cut too short to be found.
@@ -152,15 +157,21 @@ def main_person(
     if not people:
         return PersonSplit(np.zeros(0, np.int64), [], np.zeros(0, np.int64))
     main = max(people, key=lambda person: sum(len(members[k]) for k in person))
+    while True:  # a shot turned down by a group that later moved may be the person after all
+        center = descriptors[np.concatenate([members[k] for k in main])].mean(axis=0)
+        distances = {
+            key: float(np.linalg.norm(descriptors[members[key]].mean(axis=0) - center))
+            for key in keys
+            if key not in main
+        }
+        joining = [key for key, distance in distances.items() if distance < SAME_PERSON_SHOTS]
+        if not joining:
+            break
+        main = main + joining
     frames = np.sort(np.concatenate([members[k] for k in main]))
     near = np.zeros(len(frames), bool)
     near[dominant_person(windows[frames], threshold)] = True
-    person = descriptors[frames[near]]
-    others = [
-        Shot(key, members[key], _mean_distance(descriptors[members[key]], person), threshold)
-        for key in keys
-        if key not in main
-    ]
+    others = [Shot(key, members[key], distances[key], threshold) for key in sorted(distances)]
     return PersonSplit(frames[near], others, frames[~near])
 
 

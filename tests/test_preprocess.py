@@ -21,10 +21,12 @@ from synthetic_videos import FRAME_SIZE, BuiltStore, built_store, still_frame, s
 from dataset.clips import (
     PreprocessError,
     PreprocessOptions,
+    crop_clip,
     discover_videos,
     sample_positions,
 )
 from dataset.face import transform_points
+from dataset.landmarks import detector_from_config
 from dataset.preprocess import main, parse_shard, preprocess, read_skipped
 from dataset.store import (
     MANIFESTS_DIR,
@@ -105,6 +107,12 @@ def test_a_cut_between_two_alike_people_gives_a_record_of_one_person(tmp_path, m
     assert record.frame_indices.tolist() == list(range(24))
     listed = (tmp_path / "store" / "skipped" / "shard-0-of-1.tsv").read_text()
     assert "frames 24-39 (shot 2, 16 sampled) cannot be told apart from the main person" in listed
+    # Each frame knows its face track, which the identity check averages within: one per shot.
+    path = tmp_path / "tree" / "id00001" / "cut" / "00001.mp4"
+    options = PreprocessOptions.from_config(config, tmp_path / "store")
+    cropped = crop_clip(path, 0, list(range(40)), 40, options, detector_from_config(config), None)
+    tracks = [frame.track for frame in cropped]
+    assert len(set(tracks[:24])) == 1 and len(set(tracks[24:])) == 1 and tracks[0] != tracks[-1]
 
 
 def test_the_person_seen_most_needs_enough_frames(tmp_path):
