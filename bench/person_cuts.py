@@ -120,30 +120,24 @@ def build_set(clips: dict[str, list[np.ndarray]], tree: Path, codec: str) -> lis
     return [video for video, _ in videos]
 
 
-def left_out(store: Path) -> dict[str, list[str]]:
-    """The store's log lines of shots and frames left out as another person, per video."""
-    lines: dict[str, list[str]] = {}
+def read_log(store: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """From STORE/skipped/: per video, the lines of what was left out as another person, and
+    the reason of each video that gave no record."""
+    left_out: dict[str, list[str]] = {}
+    skipped: dict[str, str] = {}
     for path in (store / SKIPPED_DIR).glob("*.tsv"):
         for line in path.read_text().splitlines():
             key, reason, detail = line.split("\t")
             if reason == OTHER_PERSON:
-                lines.setdefault("/".join(key.split("/")[:2]), []).append(detail)
-    return lines
-
-
-def skipped_videos(store: Path) -> dict[str, str]:
-    reasons = {}
-    for path in (store / SKIPPED_DIR).glob("*.tsv"):
-        for line in path.read_text().splitlines():
-            key, reason, detail = line.split("\t")
-            if reason != OTHER_PERSON and key.count("/") == 1:
-                reasons[key] = f"{reason}: {detail}"
-    return reasons
+                left_out.setdefault("/".join(key.split("/")[:2]), []).append(detail)
+            elif key.count("/") == 1:
+                skipped[key] = f"{reason}: {detail}"
+    return left_out, skipped
 
 
 def evaluate(videos: list[Video], store: Path, frames_per_video: int) -> dict:
     """Per video: the people in its record and the main person's sampled frames it lost."""
-    logged, skipped = left_out(store), skipped_videos(store)
+    logged, skipped = read_log(store)
     rows = []
     for video in videos:
         sampled = [i for _, i in sample_positions([len(video.people)], frames_per_video)]

@@ -125,14 +125,10 @@ def keep_main_person(
     """The frames of the clip's main person (dataset/identity.py: main_person), and the split
     that says what was left out (indices into frames). Frames need their descriptors; each is
     judged with its face track's frames within options.stabilizer_radius."""
-    if not frames:
-        return [], main_person(
-            np.zeros((0, 128)), np.zeros((0, 2), int), options.identity_threshold
-        )
-    descriptors = np.stack([f.descriptor for f in frames])
-    shots = np.array([(f.clip, f.shot) for f in frames])
-    tracks = np.array([(f.clip, f.shot, f.track) for f in frames])
-    numbers = np.array([f.frame for f in frames])
+    descriptors = np.stack([f.descriptor for f in frames]) if frames else np.zeros((0, 128))
+    shots = np.array([(f.clip, f.shot) for f in frames], int).reshape(-1, 2)
+    tracks = np.array([(f.clip, f.shot, f.track) for f in frames], int).reshape(-1, 3)
+    numbers = np.array([f.frame for f in frames], int)
     windows = track_windows(descriptors, tracks, numbers, options.stabilizer_radius)
     split = main_person(descriptors, shots, options.identity_threshold, windows)
     return [frames[i] for i in split.keep], split

@@ -73,7 +73,7 @@ class Shot:
 
     segment: tuple[int, int]  # (clip, shot)
     frames: np.ndarray  # (n,) int, indices into the descriptors
-    distance: float  # Euclidean, of the shot's mean descriptor from the main person's; >= 0.25
+    distance: float  # Euclidean, shot mean to main person's mean; >= SAME_PERSON_SHOTS
     threshold: float  # dlib's same-person distance: another person at this distance or more
 
     @property
@@ -158,9 +158,9 @@ def main_person(
         return PersonSplit(np.zeros(0, np.int64), [], np.zeros(0, np.int64))
     main = max(people, key=lambda person: sum(len(members[k]) for k in person))
     while True:  # a shot turned down by a group that later moved may be the person after all
-        center = descriptors[np.concatenate([members[k] for k in main])].mean(axis=0)
+        person = descriptors[np.concatenate([members[k] for k in main])]
         distances = {
-            key: float(np.linalg.norm(descriptors[members[key]].mean(axis=0) - center))
+            key: _mean_distance(descriptors[members[key]], person)
             for key in keys
             if key not in main
         }
