@@ -84,10 +84,14 @@ def test_the_webcam_drives_the_avatar_live_with_its_frame_rate_shown(page):
     chromium.start_webcam(page)
     rate = chromium.text_of(page, "live-fps", "frames/s in the browser")
     assert "no face" not in rate  # the fake camera plays a face
-    avatar = chromium.wait_for(
-        page, lambda b: b.find_element("css selector", "#live-avatar img[src]")
+    # The first frame's <img> exists before the browser has decoded it (naturalWidth 0 then).
+    width = chromium.wait_for(
+        page,
+        lambda b: int(
+            b.find_element("css selector", "#live-avatar img[src]").get_attribute("naturalWidth")
+        ),
     )
-    assert avatar.get_attribute("naturalWidth") == "256"  # the tiny model's 64 px, shown 4x
+    assert width == 256  # the tiny model's 64 px, shown 4x
 
 
 def test_the_person_is_evaluated_on_a_clip_in_the_table_1_layout(page):
