@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset.face import CropSettings, FaceBox, crop_face, face_box
-from dataset.identity import SAME_PERSON_SHOTS, PersonSplit, main_person, track_windows
+from dataset.identity import SAME_PERSON, PersonSplit, main_person
 from dataset.landmarks import LandmarkDetector
 from dataset.shots import ShotBoundaries
 from dataset.stabilizer import mean_box, window_boxes
@@ -123,42 +123,54 @@ def keep_main_person(
     frames: list[CroppedFrame], options: PreprocessOptions
 ) -> tuple[list[CroppedFrame], PersonSplit]:
     """The frames of the clip's main person (dataset/identity.py: main_person), and the split
-    that says what was left out (indices into frames). Frames need their descriptors; each is
-    judged with its face track's frames within options.stabilizer_radius."""
+    that says what was left out (indices into frames). Frames need their descriptors, in the
+    order crop_clip gives them (clip by clip, in time order); each shot is cut again where the
+    face changes, and each frame is judged with its face track's frames within
+    options.stabilizer_radius."""
     descriptors = np.stack([f.descriptor for f in frames]) if frames else np.zeros((0, 128))
     shots = np.array([(f.clip, f.shot) for f in frames], int).reshape(-1, 2)
-    tracks = np.array([(f.clip, f.shot, f.track) for f in frames], int).reshape(-1, 3)
+    tracks = np.array([f.track for f in frames], int)
     numbers = np.array([f.frame for f in frames], int)
-    windows = track_windows(descriptors, tracks, numbers, options.stabilizer_radius)
-    split = main_person(descriptors, shots, options.identity_threshold, windows)
+    split = main_person(
+        descriptors, shots, options.identity_threshold, numbers, tracks, options.stabilizer_radius
+    )
     return [frames[i] for i in split.keep], split
 
 
 def describe_dropped(
     split: PersonSplit, frames: list[CroppedFrame], clip_names: list[str]
 ) -> list[str]:
-    """One line per dropped shot or stray frame, "CLIP: frames A-B (...) show ...: why"."""
+    """One line per dropped stretch or stray frame, "CLIP: frames A-B (...) show ...: why";
+    a shot cut where its face changed names its part ("shot 1 part 2 of 2")."""
     lines = []
-    for shot in split.other_shots:
-        numbers = [frames[i].frame for i in shot.frames]
+    for stretch in split.others:
+        numbers = [frames[i].frame for i in stretch.frames]
+        clip, shot = stretch.segment
+        part = f" part {stretch.part + 1} of {stretch.parts}" if stretch.parts > 1 else ""
         where = (
-            f"{clip_names[shot.segment[0]]}: frames {min(numbers)}-{max(numbers)} (shot "
-            f"{shot.segment[1] + 1}, {len(numbers)} sampled)"
+            f"{clip_names[clip]}: frames {min(numbers)}-{max(numbers)} (shot {shot + 1}{part}, "
+            f"{len(numbers)} sampled)"
         )
-        if shot.unsure:
+        if stretch.unsure:
             lines.append(
                 f"{where} cannot be told apart from the main person with confidence: "
-                f"{shot.distance:.2f} from the main person's mean descriptor (the same person "
-                f"below {SAME_PERSON_SHOTS:.2f}, another from {shot.threshold:.2f})"
+                f"{stretch.distance:.2f} from the main person's mean descriptor (the same person "
+                f"below {SAME_PERSON:.2f}, another from {stretch.threshold:.2f})"
             )
         else:
             lines.append(
-                f"{where} show another person: {shot.distance:.2f} from the main person's "
-                f"mean descriptor, {shot.threshold:.2f} or more"
+                f"{where} show another person: {stretch.distance:.2f} from the main person's "
+                f"mean descriptor, {stretch.threshold:.2f} or more"
             )
     for i in split.stray_frames:
         clip = clip_names[frames[i].clip]
         lines.append(f"{clip}: frame {frames[i].frame} shows another face than the main person")
+    for i in split.at_changes:
+        clip = clip_names[frames[i].clip]
+        lines.append(
+            f"{clip}: frame {frames[i].frame} lies next to a change to another face "
+            "(a dissolve or a pan shows both)"
+        )
     return lines
 
 

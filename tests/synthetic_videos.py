@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from skimage import data
+from skimage.exposure import match_histograms
 
 from dataset import synthetic
 from dataset.preprocess import Summary, preprocess
@@ -134,3 +135,56 @@ def built_store(tmp_path_factory: pytest.TempPathFactory) -> BuiltStore:
         summary = preprocess(tree.root, base / "store", config, workers=2, progress=False)
         _built.append(BuiltStore(tree, base / "store", config, summary))
     return _built[0]
+
+
+def face_swapped(still, points, other, other_points) -> np.ndarray:
+    """other's face laid over still's (aligned on the landmarks) and colour-matched to it: a
+    second person in the same framing, light and background."""
+    matrix, _ = cv2.estimateAffinePartial2D(other_points, points)
+    size = still.shape[1], still.shape[0]
+    placed = cv2.warpAffine(other, matrix, size, borderMode=cv2.BORDER_REPLICATE)
+    placed = match_histograms(placed, still, channel_axis=-1)
+    mask = np.zeros(still.shape[:2], np.float32)
+    cv2.fillConvexPoly(mask, cv2.convexHull(points.astype(np.int32)), 1.0)
+    mask = cv2.GaussianBlur(mask, (9, 9), 0)[..., None]
+    return (mask * placed + (1.0 - mask) * still).round().clip(0, 255).astype(np.uint8)
+
+
+class TwoFacesDescriber:
+    """Descriptors of two men whose means lie 0.70 apart (the reported clip: 0.76), spread as
+    real ones are, mostly along a direction both share (head pose), so that frame by frame
+    they overlap. Who is in a frame is told by the face's pixels (nearest reference patch),
+    since colours and framing are alike."""
+
+    def __init__(self, faces: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.references = [self.patch(image, points) for image, points in faces]
+        rng = np.random.default_rng(17)
+        self.axis = rng.normal(size=128)
+        self.axis /= np.linalg.norm(self.axis)
+        self.rng = rng
+
+    @staticmethod
+    def patch(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        low, high = landmarks.min(axis=0).astype(int), landmarks.max(axis=0).astype(int)
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[low[1] : high[1], low[0] : high[0]]
+        small = cv2.resize(gray, (24, 24), interpolation=cv2.INTER_AREA).astype(np.float32)
+        return (small - small.mean()) / (small.std() + 1e-6)
+
+    def __call__(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        mine = self.patch(image, landmarks)
+        person = int(np.argmax([(mine * theirs).mean() for theirs in self.references]))
+        along = self.rng.normal() * 0.2 * self.axis
+        noise = self.rng.normal(size=128) * 0.05 / np.sqrt(128)
+        return (0.70 * person * self.axis + along + noise).astype(np.float32)
+
+
+def unseen_cut_clip(first: int, second: int) -> tuple[list[np.ndarray], TwoFacesDescriber]:
+    """first frames of the astronaut, then second frames of Grace Hopper's face laid over
+    hers (same framing, light and colours: a cut no pixel shot detector finds), moving on
+    without a jump; and a describer that gives them descriptors 0.70 apart."""
+    pictures = face_pictures()
+    astronaut, hopper = (still_frame(pictures[name]) for name in ("astronaut", "grace_hopper"))
+    swapped = face_swapped(*astronaut, *hopper)
+    frames = moving_clip(*astronaut, 0, first)[0]
+    frames += moving_clip(swapped, astronaut[1], first, second)[0]
+    return frames, TwoFacesDescriber([astronaut, (swapped, astronaut[1])])

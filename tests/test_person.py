@@ -11,7 +11,7 @@ import onnxruntime
 import pytest
 import torch
 from skimage import data as skimage_data
-from synthetic_videos import BuiltStore, built_store, still_frame
+from synthetic_videos import BuiltStore, built_store, still_frame, unseen_cut_clip
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from dataset.face import CropSettings, crop_face, draw_landmarks, face_box
@@ -451,6 +451,23 @@ def test_a_clip_that_cuts_to_another_person_embeds_only_the_main_one(meta_path, 
     assert "left out: " in capsys.readouterr().out
     sources = load_person_model(out).sources
     assert sources and all(int(source.rsplit("#", 1)[1]) >= 16 for source in sources), sources
+
+
+def test_a_clip_whose_cut_no_detector_sees_embeds_only_the_main_one(
+    meta_path, tmp_path, capsys, monkeypatch
+):
+    """24 frames of the astronaut, then Grace Hopper's face in the same framing and colours
+    (no shot cut found), 16 frames, descriptors 0.7 apart: the person model is made of the
+    astronaut's frames only, and the output names the frames left out (issue 30)."""
+    frames, describer = unseen_cut_clip(24, 16)
+    write_video(tmp_path / "cut.mp4", frames)
+    monkeypatch.setattr("person.embed.load_describer", lambda: describer)
+    out = tmp_path / "person.pt"
+    assert embed(meta_path, out, tmp_path / "cut.mp4") == 0
+    printed = capsys.readouterr().out
+    assert "frames 24-39 (shot 1 part 2 of 2, 16 sampled) show another person" in printed
+    sources = load_person_model(out).sources
+    assert sources and all(int(source.rsplit("#", 1)[1]) < 24 for source in sources), sources
 
 
 def test_machine_and_input_problems_are_messages_not_tracebacks(
