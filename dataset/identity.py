@@ -228,7 +228,9 @@ def main_person(
     shots). Within the kept stretches, frames whose track window lies threshold or farther from
     the person seen most frame by frame (``dominant_person``) are left out too: another face
     the tracker caught for a moment, or someone clearly different for fewer than CHANGE_WIDTH
-    frames.
+    frames. Kept frames within CHANGE_MARGIN frames of a cut or change of face to a stretch
+    left out are left out as well (``at_changes``): a dissolve or a pan shows both faces there.
+    The frames are indices into descriptors throughout.
     """
     count = len(descriptors)
     segments = np.asarray(segments).reshape(count, 2)
