@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import utils  # noqa: F401  (first: torch's MPS fallback, utils/__init__.py)
 from dataset.clips import PreprocessError
 from dataset.store import StoreError
 from evaluation import protocol
@@ -23,7 +24,7 @@ from metrics.fid import Fid
 from models.meta_model import MetaModelError, load_meta_model
 from params.config import ConfigError
 from runtime.cli import add_run_arguments, run_settings, user_error
-from utils.signals import report_stop, sigterm_as_ctrl_c
+from utils.signals import report_stop, stop_requests_as_ctrl_c
 
 USER_ERRORS = (MetaModelError, ConfigError, StoreError, PreprocessError)
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         tools, unavailable = protocol.metric_tools(config)
         protocol.claim_report_folder(args.out, protocol.made_from(meta, args.data, config))
-        with sigterm_as_ctrl_c():
+        with stop_requests_as_ctrl_c():
             per_video = protocol.run_protocol(
                 meta, videos, config, args.out, precision, tools, not args.no_progress
             )
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return user_error(error)
     except KeyboardInterrupt:
         return report_stop("run the same command again: finished videos are kept")
-    print(md_path.read_text())
+    print(md_path.read_text(encoding="utf-8"))
     print(f"wrote {json_path}, {md_path}, {picture}")
     return 0
 

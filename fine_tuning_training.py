@@ -15,13 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
+import utils  # noqa: F401  (first: torch's MPS fallback, utils/__init__.py)
 from loss.vggface import PerceptualWeightsError
 from models.meta_model import MetaModelError, load_meta_model
 from models.person_model import PersonModelError, load_person_model
 from params.config import ConfigError
 from person.finetune import FineTuneError, fine_tune
 from runtime.cli import add_run_arguments, refuse_to_overwrite, run_settings, user_error
-from utils.signals import report_stop, sigterm_as_ctrl_c
+from utils.signals import report_stop, stop_requests_as_ctrl_c
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.model} ({meta.identity}): embed the person again with this model"
             )
         run = run_settings(meta.config, args)
-        with sigterm_as_ctrl_c():
+        with stop_requests_as_ctrl_c():
             tuned = fine_tune(
                 meta, person, run.config, args.out, run.precision, args.resume, not args.no_progress
             )

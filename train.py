@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+import utils  # noqa: F401  (first: torch's MPS fallback, utils/__init__.py)
 from dataset.store import StoreError
 from loss.vggface import PerceptualWeightsError
 from params.config import PARAMS_DIR, ConfigError, add_config_arguments, config_from_args
@@ -24,7 +25,7 @@ from training.loop import RunFolderError, train
 from training.monitor import TrainingCollapsed
 from utils.device import DeviceError
 from utils.files import describe_os_error
-from utils.signals import STOPPED, report_stop, sigterm_as_ctrl_c
+from utils.signals import STOPPED, report_stop, stop_requests_as_ctrl_c
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         if args.data is not None:
             config.data.store = str(args.data)
-        with sigterm_as_ctrl_c():
+        with stop_requests_as_ctrl_c():
             meta = train(config, args.out, args.resume, progress_bar=not args.no_progress)
     except (
         ConfigError,

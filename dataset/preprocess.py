@@ -48,6 +48,7 @@ from dataset.store import (
     StoreError,
     StoreSettings,
     VideoRecord,
+    check_case_twins,
     ensure_settings,
     in_shard,
     record_path,
@@ -59,7 +60,8 @@ from dataset.video import VideoReadError, frame_count
 from params.config import Config, ConfigError, add_config_arguments, config_from_args, validate
 from utils.device import DeviceError, resolve_device
 from utils.files import describe_os_error, open_for_append
-from utils.signals import report_stop, sigterm_as_ctrl_c
+from utils.folders import is_os_file
+from utils.signals import report_stop, stop_requests_as_ctrl_c
 
 SKIP_UNREADABLE = "unreadable"
 SKIP_TOO_SHORT = "too_short"
@@ -279,8 +281,8 @@ def _skipped_file(store: Path, shard: tuple[int, int]) -> Path:
 def read_skipped(store: Path) -> dict[str, str]:
     """key -> reason of every video that earlier runs (any shard) skipped."""
     skipped = {}
-    for path in sorted((store / SKIPPED_DIR).glob("*.tsv")):
-        for line in path.read_text().splitlines():
+    for path in sorted(p for p in (store / SKIPPED_DIR).glob("*.tsv") if not is_os_file(p)):
+        for line in path.read_text(encoding="utf-8").splitlines():
             fields = line.split("\t")
             if len(fields) == 3:  # a line cut by a killed run is ignored
                 skipped[fields[0]] = fields[1]
@@ -339,11 +341,14 @@ def preprocess(
     """Build or complete this shard's part of the store, then merge the manifest.
 
     Raises PreprocessError (nothing written) when the settings are wrong or src holds no
-    video, StoreError when the store was built with other settings.
+    video, StoreError when the store was built with other settings or when videos' names differ
+    only in case (check_case_twins; nothing written either).
     """
     start = time.perf_counter()
     check_settings(config)
-    sources = [source for source in discover_videos(src) if in_shard(source.key, shard)]
+    found = discover_videos(src)
+    check_case_twins(store, [source.key for source in found])
+    sources = [source for source in found if in_shard(source.key, shard)]
     options = PreprocessOptions.from_config(config, store)
     ensure_settings(store, StoreSettings.from_config(config))
     summary = Summary()
@@ -432,7 +437,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         config = config_from_args(args)
         _options_into_config(args, config)
         validate(config)
-        with sigterm_as_ctrl_c():
+        with stop_requests_as_ctrl_c():
             summary = preprocess(args.src, args.dst, config, args.workers, args.shard)
     except (PreprocessError, StoreError, ConfigError, DeviceError, OSError) as error:
         print(f"error: {describe_os_error(error)}", file=sys.stderr)

@@ -43,9 +43,15 @@ from runtime.precision import Precision, load_scaler_state
 from runtime.rng import restore_rng, rng_state
 from runtime.runlog import RunLog, plot_losses, read_metrics, truncate_metrics
 from runtime.stop import StopRequest
-from utils.files import atomic_save, atomic_write_bytes, hold_folder, load_work_state
+from utils.files import (
+    atomic_save,
+    atomic_write_bytes,
+    hold_folder,
+    load_work_state,
+    remove_folder,
+)
 from utils.images import save_image
-from utils.signals import report_stop, sigterm_as_ctrl_c
+from utils.signals import report_stop, stop_requests_as_ctrl_c
 
 WORK_SUFFIX = ".work"
 TEACHER_NAME = "teacher.pt"
@@ -289,7 +295,9 @@ def distill(
             "it, or delete that folder to start again"
         )
     with hold_folder(work, DistillError, "distillation"):
-        return _distill(teacher, config, out, precision, list(drivers), resume, progress)
+        made = _distill(teacher, config, out, precision, list(drivers), resume, progress)
+    remove_folder(work)  # once its lock is let go: Windows deletes no open file
+    return made
 
 
 def _distill(
@@ -379,7 +387,6 @@ def _distill(
         out.with_name(out.stem + "_report.json"), json.dumps(report, indent=1).encode()
     )
     student.save(out)
-    shutil.rmtree(work, ignore_errors=True)
     return student, report
 
 
@@ -438,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         teacher = load_person_model(args.person)
         run = run_settings(teacher.config, args)
-        with sigterm_as_ctrl_c():
+        with stop_requests_as_ctrl_c():
             _, report = distill(
                 teacher,
                 run.config,

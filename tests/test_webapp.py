@@ -3,6 +3,8 @@ the command line's own process, stopped (its step saved) and resumed from the pa
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -44,10 +46,23 @@ def test_a_finished_job_says_its_result_without_warning_boilerplate():
     ]
 
 
+class WindowsPopen(subprocess.Popen):
+    """A job started as the app starts it on Windows (in its own process group), to which no
+    signal may be sent: on Windows os.kill and terminate() end it at once, unsaved."""
+
+    def __init__(self, *args, creationflags: int = 0, **kwargs):
+        assert creationflags == 0x200 and "start_new_session" not in kwargs
+        super().__init__(*args, start_new_session=True, **kwargs)  # Linux's equivalent
+
+    def send_signal(self, sig):
+        raise AssertionError(f"signal {sig} sent to a job: on Windows it dies unsaved")
+
+
 @pytest.mark.filterwarnings("ignore:loss.random_perceptual_networks")
-def test_stop_keeps_the_step_and_resume_finishes_the_fine_tuning(tmp_path):
-    """The page's Stop (SIGTERM to fine_tuning_training.py) saves the finished step and says
-    so; Resume (--resume) continues from it to the person model."""
+def test_stop_keeps_the_step_and_resume_finishes_the_fine_tuning(tmp_path, monkeypatch):
+    """The page's Stop (the job's stop file, which fine_tuning_training.py takes as Ctrl-C)
+    saves the finished step and says so, as the app on Windows does it; Resume (--resume)
+    continues from it to the person model."""
     meta_path = tiny_meta_model(tmp_path / "meta.pt", ["loss.random_perceptual_networks=true"])
     meta = load_meta_model(meta_path)
     person, _ = embed_person(meta, [ROOT / "examples" / "faces" / "astronaut.jpg"], meta.config)
@@ -58,19 +73,26 @@ def test_stop_keeps_the_step_and_resume_finishes_the_fine_tuning(tmp_path):
         *(str(tmp_path / "person.pt"), "--out", str(out), "--no-progress"),
         *("--set", f"finetune.steps={steps}", "--set", "finetune.log_every=1"),
     ]
-    job = Job(arguments, out, steps)
+    monkeypatch.setattr(subprocess, "Popen", WindowsPopen)
+    with monkeypatch.context() as windows:
+        windows.setattr(sys, "platform", "win32")
+        job = Job(arguments, out, steps)
     deadline = time.monotonic() + 120
     while job.progress().step < 2:
-        assert job.running(), job.log.read_text()
+        assert job.running(), job.log.read_text(encoding="utf-8")
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    job.stop()
+    with monkeypatch.context() as windows:
+        windows.setattr(sys, "platform", "win32")
+        job.stop()
     *_, (bar, _, _, result, said) = watch(job, "fine-tuning")
     assert job.status == STOPPED and result is None
     assert "stopped at step" in said and "Resume" in said
     assert (job.work / "finetune.pt").exists() and not out.exists()
-    resumed = Job([*arguments, "--resume"], out, steps)
+    with monkeypatch.context() as windows:
+        windows.setattr(sys, "platform", "win32")
+        resumed = Job([*arguments, "--resume"], out, steps)
     *_, (bar, _, _, result, said) = watch(resumed, "fine-tuning")
-    assert resumed.status == 0, resumed.log.read_text()
+    assert resumed.status == 0, resumed.log.read_text(encoding="utf-8")
     assert result == str(out) and f"step {steps} of {steps}" in bar
     assert load_person_model(out).kind == "fine-tuned"

@@ -1,20 +1,33 @@
-"""SIGTERM handled as Ctrl-C: what `kill`, Slurm, Kubernetes and `docker stop` send.
+"""Stop requests handled as Ctrl-C, on every OS.
 
 Long work (training, fine-tuning, preprocessing, evaluation, driving into a file) already stops
 cleanly on Ctrl-C: training finishes and saves its step, driving closes a playable mp4, the
-others keep what they finished and say how to continue. Inside ``sigterm_as_ctrl_c`` a SIGTERM
-goes the same way, through whatever SIGINT handler is installed at that moment (training's
-StopRequest, or Python's default, which raises KeyboardInterrupt).
+others keep what they finished and say how to continue. Inside ``stop_requests_as_ctrl_c`` the
+other ways of asking go the same way, through whatever SIGINT handler is installed at that
+moment (training's StopRequest, or Python's default, which raises KeyboardInterrupt):
+
+- SIGTERM, what `kill`, Slurm, Kubernetes and `docker stop` send (POSIX; on Windows nothing can
+  deliver it: ``os.kill`` and ``terminate()`` end a process at once there);
+- Ctrl-Break in a Windows console (SIGBREAK);
+- a stop file: when the environment variable ``STOP_FILE_VARIABLE`` names a path, the file
+  appearing there is a stop request. This is how the app's Stop reaches its jobs on every OS
+  (webapp/jobs.py), since a signal that a job handles cannot be sent on Windows.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
+import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
+
+STOP_FILE_VARIABLE = "TALKING_HEADS_STOP_FILE"
+POLL_SECONDS = 0.2  # how often the stop file is looked for
 
 
 def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
@@ -25,17 +38,51 @@ def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
 
+def _stop_signals() -> list[int]:
+    """SIGTERM everywhere Python can handle it, and Windows' Ctrl-Break."""
+    return [signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
+
+
+def _watch_stop_file(path: str, done: threading.Event) -> None:
+    while not done.wait(POLL_SECONDS):
+        if os.path.exists(path):
+            # As if Ctrl-C were pressed: the main thread runs its SIGINT handler (Python 3.10+).
+            _thread.interrupt_main(signal.SIGINT)
+            with contextlib.suppress(OSError):
+                os.remove(path)  # taken: a resumed run must not stop again at once
+            return
+
+
 @contextlib.contextmanager
-def sigterm_as_ctrl_c() -> Iterator[None]:
-    """Within the block, SIGTERM acts as Ctrl-C (main thread only; elsewhere a no-op)."""
+def stop_requests_as_ctrl_c() -> Iterator[None]:
+    """Within the block, SIGTERM, Ctrl-Break and the stop file act as Ctrl-C (main thread
+    only; elsewhere a no-op). A stop file that exists on entry was asked for while the command
+    started up: the work stops at its first chance (whoever names the file removes old ones)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _as_ctrl_c)
+    previous = {signum: signal.signal(signum, _as_ctrl_c) for signum in _stop_signals()}
+    done = threading.Event()
+    path = os.environ.get(STOP_FILE_VARIABLE)
+    if path:
+        threading.Thread(target=_watch_stop_file, args=(path, done), daemon=True).start()
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        done.set()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def new_process_group() -> dict[str, object]:
+    """subprocess.Popen's arguments that start a child outside our console's process group,
+    so that Ctrl-C in our terminal reaches only us (we then ask the child to stop, once):
+    a new session on POSIX, CREATE_NEW_PROCESS_GROUP on Windows (which also turns Ctrl-C off
+    in the child; Ctrl-Break and the stop file still reach it)."""
+    if sys.platform == "win32":
+        # The constant exists only in Windows' subprocess module; its value is fixed by Windows.
+        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
+    return {"start_new_session": True}
 
 
 STOPPED = 130  # the shell's status for a command ended by SIGINT (128 + 2)

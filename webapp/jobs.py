@@ -1,16 +1,18 @@
 """Long work (fine-tuning, distillation) as the same command a user types, in its own process.
 
-The page stays responsive whatever the job does; Stop sends SIGTERM, which the commands treat as
-Ctrl-C (utils/signals.py): the finished step is saved and --resume continues from it. Progress,
-sample grids and the loss plot are read from the job's work folder (runtime/runlog.py), and a
-failure is the command's own 'error: ...' line.
+The page stays responsive whatever the job does; Stop writes the job's stop file, which the
+commands treat as Ctrl-C on every OS (utils/signals.py; a signal would kill a Windows job at
+once): the finished step is saved and --resume continues from it. Jobs run in their own process
+group, so the app's own Ctrl-C reaches them once, as that stop request, not also as their own
+Ctrl-C. Progress, sample grids and the loss plot are read from the job's work folder
+(runtime/runlog.py), and a failure is the command's own 'error: ...' line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.runlog import read_metrics
+from utils.folders import is_os_file
+from utils.signals import STOP_FILE_VARIABLE, new_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK_SUFFIX = ".work"  # person/finetune.py and person/distill.py: OUT.work/ beside OUT
@@ -42,23 +46,29 @@ class Job:
         self.out, self.total = out, total
         self.work = out.with_name(out.name + WORK_SUFFIX)
         self.log = out.with_name(out.name + ".log")
+        self.stop_file = out.with_name(out.name + ".stop")
         out.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("w") as handle:
+        with contextlib.suppress(FileNotFoundError):
+            self.stop_file.unlink()  # an earlier job's request: not this one's
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+        environment[STOP_FILE_VARIABLE] = str(self.stop_file)
+        with self.log.open("w", encoding="utf-8") as handle:
             self.process = subprocess.Popen(
                 [sys.executable, *arguments],
                 cwd=ROOT,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=environment,
+                **new_process_group(),
             )
 
     def running(self) -> bool:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        """SIGTERM: the job saves its finished step and exits (status 130)."""
+        """Ask the job to stop: it saves its finished step and exits (status 130)."""
         if self.running():
-            self.process.send_signal(signal.SIGTERM)
+            self.stop_file.touch()
 
     def wait(self, seconds: float) -> bool:
         """Wait up to seconds; True when the job has ended."""
@@ -66,6 +76,8 @@ class Job:
             self.process.wait(seconds)
         except subprocess.TimeoutExpired:
             return False
+        with contextlib.suppress(FileNotFoundError):
+            self.stop_file.unlink()  # asked for and answered
         return True
 
     @property
@@ -74,13 +86,15 @@ class Job:
 
     def error(self) -> str:
         """The command's 'error: ...' line(s), or the end of its output when it has none."""
-        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+        lines = text.splitlines()
         errors = [line for line in lines if line.startswith("error:")]
         return "\n".join(errors or lines[-5:]) or f"the job ended with status {self.status}"
 
     def progress(self) -> Progress:
         records = read_metrics(self.work) if self.work.is_dir() else []
-        samples = sorted((self.work / "samples").glob("*.png")) if self.work.is_dir() else []
+        pictures = (self.work / "samples").glob("*.png") if self.work.is_dir() else []
+        samples = sorted(p for p in pictures if not is_os_file(p))
         plot = self.work / "loss.png"
         latest = records[-1] if records else {}
         return Progress(
@@ -156,7 +170,7 @@ def watch(job: Job, what: str) -> Iterator[tuple[str, str | None, str | None, st
     samples = job.out.with_name(job.out.stem + "_samples.png")
     plot = job.out.with_name(job.out.stem + "_loss.png")
     if job.status == 0 and job.out.exists():
-        said = plain_lines(job.log.read_text(errors="replace"))[-6:]
+        said = plain_lines(job.log.read_text(encoding="utf-8", errors="replace"))[-6:]
         yield (
             progress_html(job.total, job.total, what, "done"),
             str(samples) if samples.exists() else None,
