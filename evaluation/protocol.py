@@ -51,7 +51,7 @@ from person.assemble import Candidate, assemble_person
 from person.distill import distilled_in_memory
 from person.finetune import tuned_in_memory
 from runtime.precision import Precision
-from utils.files import atomic_write_bytes
+from utils.files import atomic_write_bytes, replace_file
 from utils.images import decode_jpeg, save_image
 
 log = logging.getLogger(__name__)
@@ -290,7 +290,7 @@ def claim_report_folder(out: Path, origin: dict[str, str]) -> None:
     record = out / MADE_FROM
     if record.is_file():
         try:
-            recorded = json.loads(record.read_text())
+            recorded = json.loads(record.read_text(encoding="utf-8"))
         except (ValueError, OSError) as error:
             raise ReportFolderError(
                 f"{record} is damaged ({error}): choose another --out or delete it"
@@ -331,7 +331,7 @@ def run_protocol(
         done = folder / f"{name}.json"
         if not _finished(done, folder / f"{name}.npz"):
             save_video(out, video.key, *evaluate_video(meta, video, config, precision, tools))
-        everything[video.key] = json.loads(done.read_text())
+        everything[video.key] = json.loads(done.read_text(encoding="utf-8"))
     return everything
 
 
@@ -344,14 +344,14 @@ def save_video(out: Path, key: str, results: dict, generated: dict[str, np.ndarr
     save = {cell.replace("/", "__"): value for cell, value in generated.items()}
     with open(buffer_path.with_suffix(".tmp.npz"), "wb") as handle:
         np.savez_compressed(handle, **save)
-    buffer_path.with_suffix(".tmp.npz").replace(buffer_path)
+    replace_file(buffer_path.with_suffix(".tmp.npz"), buffer_path)
     atomic_write_bytes(folder / f"{name}.json", json.dumps(results).encode())
 
 
 def _finished(done: Path, frames: Path) -> bool:
     """Whether a video's results and frames are there and whole (a damaged pair is redone)."""
     try:
-        json.loads(done.read_text())
+        json.loads(done.read_text(encoding="utf-8"))
         with np.load(frames, allow_pickle=False) as data:
             data.files  # noqa: B018  (reads the archive's directory)
     except (OSError, ValueError, zipfile.BadZipFile):

@@ -8,6 +8,7 @@ for the window then says so instead of crashing.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import sys
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from dataset.video import VideoReadError, frame_count
-from utils.files import FILE_MODE
+from utils.files import FILE_MODE, describe_os_error, replace_file
 
 KEYS = {
     ord("q"): "quit",
@@ -142,8 +143,22 @@ class VideoFileSink:
             if written != self.frames:
                 raise OSError(f"{written} of {self.frames} frames could be read back")
             os.chmod(self.temp, FILE_MODE)
-            os.replace(self.temp, self.path)
         except (OSError, av.FFmpegError, VideoReadError) as error:
+            raise self._failed(error) from error
+        try:
+            replace_file(self.temp, self.path)
+        except PermissionError as error:  # the old file is open in a player (Windows): keep ours
+            kept = self.path.with_name(f"{self.path.stem}.new{self.path.suffix}")
+            try:
+                if kept.exists():
+                    raise FileExistsError(kept)  # never replaced unasked
+                replace_file(self.temp, kept)
+            except OSError:
+                kept = self.temp
+            raise SinkError(
+                f"{describe_os_error(error)}; the new video is kept as {kept}"
+            ) from error
+        except OSError as error:
             raise self._failed(error) from error
 
     def discard(self) -> None:
@@ -209,8 +224,21 @@ class AudioCopy:
             self.source.close()
 
 
+# A camera that shows, frame after frame, what we send to the virtual camera is that virtual
+# camera (OBS's is often camera 0 on Windows and macOS): the avatar would drive itself.
+ECHO_FRAMES = 15  # consecutive frames
+ECHO_LEVELS = 6.0  # mean difference of 32 x 32 grey thumbnails, in 8-bit levels
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
 class VirtualCameraSink:
     def __init__(self, width: int, height: int, fps: float) -> None:
+        self._sent: collections.deque[np.ndarray] = collections.deque(maxlen=4)  # newest last
+        self._echoes = 0
         try:
             import pyvirtualcam
         except ImportError as error:
@@ -230,8 +258,24 @@ class VirtualCameraSink:
             ) from error
 
     def write(self, image: np.ndarray, time: float | None = None) -> None:
+        self._sent.append(_thumbnail(image))
         self.camera.send(np.ascontiguousarray(image))
         self.camera.sleep_until_next_frame()
+
+    def check_not_echoed(self, camera_image: np.ndarray, camera: str) -> None:
+        """SinkError when the camera being driven from (RGB uint8, any size) has shown what
+        was sent here, a frame or a few late, for ECHO_FRAMES frames in a row."""
+        if not self._sent:
+            return
+        seen = _thumbnail(camera_image)
+        echoed = min(float(np.abs(seen - sent).mean()) for sent in self._sent) < ECHO_LEVELS
+        self._echoes = self._echoes + 1 if echoed else 0
+        if self._echoes >= ECHO_FRAMES:
+            raise SinkError(
+                f"camera {camera} shows what is sent to the virtual camera "
+                f"({getattr(self.camera, 'device', 'pyvirtualcam')}): it is that virtual camera "
+                "itself; drive from your real camera instead (--source 1, 2, ...)"
+            )
 
     def close(self) -> None:
         self.camera.close()

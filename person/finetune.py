@@ -35,7 +35,7 @@ from runtime.precision import Precision
 from runtime.rng import restore_rng, rng_state
 from runtime.runlog import RunLog, plot_losses, sample_grid
 from runtime.stop import StopRequest
-from utils.files import atomic_save, hold_folder, load_work_state
+from utils.files import atomic_save, hold_folder, load_work_state, remove_folder
 from utils.images import save_image
 from utils.tensors import tensor_bytes
 
@@ -196,7 +196,9 @@ def fine_tune(
 
     One process per work folder: a second one gets FineTuneError."""
     with hold_folder(work_folder(out), FineTuneError, "fine-tuning"):
-        return _fine_tune(meta, person, config, out, precision, resume, progress_bar)
+        tuned = _fine_tune(meta, person, config, out, precision, resume, progress_bar)
+    remove_folder(work_folder(out))  # once its lock is let go: Windows deletes no open file
+    return tuned
 
 
 def _fine_tune(
@@ -267,7 +269,6 @@ def _fine_tune(
     check_finite(tuned, steps)
     _write_pictures(tuned, data, out, work)
     tuned.save(out)
-    shutil.rmtree(work, ignore_errors=True)
     return tuned
 
 

@@ -5,8 +5,12 @@ process per job folder."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
+import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,7 @@ def atomic_write(path: str | Path, write) -> None:
     """Call write(temp_path), then rename the temp file onto path (same folder, same disk)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The temp name keeps the suffix: writers such as cv2.imwrite pick the format by it.
+    # The temp name keeps the suffix: writers such as Pillow's save pick the format by it.
     fd, temp = tempfile.mkstemp(
         prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
     )
@@ -40,10 +44,52 @@ def atomic_write(path: str | Path, write) -> None:
     try:
         write(temp)
         os.chmod(temp, FILE_MODE)
-        os.replace(temp, path)
+        replace_file(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            Path(temp).unlink(missing_ok=True)
         raise
+
+
+# Windows refuses to replace or delete a file that a process holds open (the app's page reading
+# loss.png while the job rewrites it, an antivirus scan, a player showing the mp4). Such holds
+# are brief, so the rename is tried again for about WAIT_SECONDS before it fails.
+WAIT_SECONDS = 3.0
+_RETRY_PAUSE = 0.1
+
+
+def _patiently(action, what: str, path: str | Path | None = None) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        try:
+            action()
+            return
+        except PermissionError as error:
+            if time.monotonic() >= deadline:
+                raise PermissionError(
+                    error.errno,
+                    f"cannot {what} it ({error.strerror}); if another program has it open, "
+                    "close it and try again",
+                    str(path or error.filename),
+                ) from error
+            time.sleep(_RETRY_PAUSE)
+
+
+def replace_file(source: str | Path, target: str | Path) -> None:
+    """os.replace(source, target), waiting up to WAIT_SECONDS while either is held open
+    elsewhere (Windows). PermissionError naming target when the hold lasts."""
+    _patiently(lambda: os.replace(source, target), "replace", target)
+
+
+def remove_folder(folder: Path) -> None:
+    """Delete a finished job's work folder, waiting up to WAIT_SECONDS while a file in it is
+    held open elsewhere (Windows); one warning, and the folder left, when it stays held."""
+    try:
+        _patiently(lambda: shutil.rmtree(folder), "delete")
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        warnings.warn(f"could not delete {describe_os_error(error)}", stacklevel=2)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -166,15 +212,30 @@ def describe_os_error(error: Exception) -> str:
 
 
 def open_for_append(path: str | Path):
-    """A text file opened for appending that is never reached through a symbolic link: a link
-    planted in a store's place would make us write wherever it points. OSError if it is one."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    """A UTF-8 text file opened for appending that is never reached through a symbolic link: a
+    link planted in a store's place would make us write wherever it points. OSError if it is
+    one. Where the OS has no O_NOFOLLOW (Windows), the opened file is checked to be the one at
+    the path itself, not a link's target."""
+    nofollow = getattr(os, "O_NOFOLLOW", None)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (nofollow or 0)
+    refused = OSError(errno.ELOOP, "a symbolic link; refused, not followed", str(path))
+    if nofollow is None and Path(path).is_symlink():
+        raise refused
     try:
         fd = os.open(path, flags, FILE_MODE)
     except OSError as error:
         if Path(path).is_symlink():
-            raise OSError(
-                error.errno, "a symbolic link; refused, not followed", str(path)
-            ) from error
+            raise refused from error
         raise
-    return os.fdopen(fd, "a")
+    if nofollow is None and not _same_file(os.fstat(fd), path):
+        os.close(fd)  # the path became a link between the look and the open
+        raise refused
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def _same_file(opened: os.stat_result, path: str | Path) -> bool:
+    try:
+        here = os.lstat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)
