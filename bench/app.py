@@ -70,6 +70,8 @@ def cli_fps(person: Path, video: Path, out: Path) -> float:
         ],
         capture_output=True,
         text=True,
+        encoding="utf-8",
+        errors="replace",
         check=True,
     )
     return float(re.search(r"\(([\d.]+) fps\)", result.stdout).group(1))

@@ -57,8 +57,10 @@ from dataset.landmarks import make_detector
 from dataset.preprocess import OTHER_PERSON, preprocess
 from dataset.shots import ShotBoundaries
 from dataset.store import SKIPPED_DIR, read_record, record_path
+from dataset.synthetic import write_video
 from dataset.video import VIDEO_SUFFIXES, decode, iter_frames
 from params.config import load_config
+from utils.folders import is_os_file
 
 SECTION = "bench.person_cuts"
 SIDE = 512
@@ -71,7 +73,7 @@ DISSOLVE = (0.2, 0.4, 0.6, 0.8)  # B's weight in the dissolve's frames
 ALTERNATE = (50, 25, 50, 25)
 SHORT = (60, 10, 60)
 TRUTH = "truth.json"
-CODECS = {"lossless": ("FFV1", ".mkv"), "mp4v": ("mp4v", ".mp4")}
+CODECS = {"lossless": ".mkv", "mp4v": ".mp4"}  # FFV1 in Matroska, MPEG-4 part 2
 GROUPS = ("cut", "matched", "dissolve", "alternate", "short", "one", "jump")
 PAIRED = ("cut", "matched", "dissolve", "alternate", "short")  # videos of two people
 
@@ -223,19 +225,8 @@ def plan_set(
             yield Video("jump", f"jump_{a}", (a,) * len(frames), (FIRST_SHOT,)), frames
 
 
-def write_video(path: Path, frames: list[np.ndarray], codec: str) -> None:
-    fourcc, _ = CODECS[codec]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), FPS, (SIDE, SIDE))
-    if not writer.isOpened():
-        raise SystemExit(f"error: OpenCV cannot write {fourcc} to {path}")
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-
-
 def video_path(tree: Path, video: Video, codec: str) -> Path:
-    return tree / video.identity / "clip" / f"00001{CODECS[codec][1]}"
+    return tree / video.identity / "clip" / f"00001{CODECS[codec]}"
 
 
 def build_set(
@@ -251,10 +242,11 @@ def build_set(
     videos = []
     for video, frames in plan_set(clips, groups):
         for codec in codecs:
-            write_video(video_path(tree / codec, video, codec), frames, codec)
+            path = video_path(tree / codec, video, codec)
+            write_video(path, frames, FPS, lossless=codec == "lossless")
         videos.append(video)
     truth = [dataclasses.asdict(video) for video in videos]
-    (tree / TRUTH).write_text(json.dumps(truth, indent=0))
+    (tree / TRUTH).write_text(json.dumps(truth, indent=0), encoding="utf-8")
     return videos
 
 
@@ -265,7 +257,7 @@ def read_truth(tree: Path) -> list[Video]:
         raise SystemExit(f"error: no {TRUTH} in {tree}: run python -m bench.person_cuts first")
     return [
         Video(v["group"], v["identity"], tuple(v["people"]), tuple(v["boundaries"]))
-        for v in json.loads(path.read_text())
+        for v in json.loads(path.read_text(encoding="utf-8"))
     ]
 
 
@@ -274,8 +266,8 @@ def read_log(store: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
     the reason of each video that gave no record."""
     left_out: dict[str, list[str]] = {}
     skipped: dict[str, str] = {}
-    for path in (store / SKIPPED_DIR).glob("*.tsv"):
-        for line in path.read_text().splitlines():
+    for path in (p for p in (store / SKIPPED_DIR).glob("*.tsv") if not is_os_file(p)):
+        for line in path.read_text(encoding="utf-8").splitlines():
             key, reason, detail = line.split("\t")
             if reason == OTHER_PERSON:
                 left_out.setdefault("/".join(key.split("/")[:2]), []).append(detail)
@@ -390,14 +382,16 @@ def main(argv: list[str] | None = None) -> int:
         seconds[codec] = summary.seconds
         results[codec] = evaluate(videos, store, config.data.frames_per_video, found)
         print(codec, json.dumps(results[codec]["groups"]), flush=True)
-    (args.work / "person_cuts.json").write_text(json.dumps(results, indent=1))
+    (args.work / "person_cuts.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     report(SECTION, table(results, seconds, sorted(clips)), args.write)
     return 0
 
 
 def read_clips(folder: Path) -> dict[str, list[np.ndarray]]:
     """The clips of a folder, by name (file stem); at least two."""
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    paths = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and not is_os_file(p)
+    )
     clips = {p.stem: read_frames(p) for p in paths}
     if len(clips) < 2:
         raise SystemExit(f"error: need at least two clips in {folder}")

@@ -15,7 +15,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 def cpu_name() -> str:
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text(encoding="utf-8"))
         if found:
             return found.group(1).strip()
     return platform.processor() or "unknown CPU"
@@ -39,7 +39,7 @@ def write_section(name: str, text: str) -> None:
     """Replace the section between <!-- name:start --> and <!-- name:end --> (or append it)."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     section = f"{start}\n{text.strip()}\n{end}"
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     if pattern.search(current):
         updated = pattern.sub(lambda _: section, current)

@@ -28,16 +28,16 @@ DIM = 512
 
 
 def rss_gib() -> float:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**30
+    return int(Path("/proc/self/statm").read_text(encoding="utf-8").split()[1]) * 4096 / 2**30
 
 
 def reset_peak() -> None:
     """Start the kernel's peak-memory count (VmHWM) afresh (Linux >= 4.0)."""
-    Path("/proc/self/clear_refs").write_text("5")
+    Path("/proc/self/clear_refs").write_text("5", encoding="utf-8")
 
 
 def peak_gib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 2**20
     raise RuntimeError("no VmHWM in /proc/self/status")
@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("dense", "table"):
         command = [sys.executable, "-m", "bench.w_table", "--one", kind, "--rows", str(args.rows)]
         command += ["--batch", str(args.batch), "--steps", str(args.steps)]
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        output = subprocess.run(
+            command, capture_output=True, text=True, encoding="utf-8", errors="replace", check=True
+        ).stdout
         results[kind] = json.loads(output.strip().splitlines()[-1])
     dense, table = results["dense"], results["table"]
     rows = [

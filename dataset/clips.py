@@ -23,6 +23,7 @@ from dataset.stabilizer import mean_box, window_boxes
 from dataset.store import record_key
 from dataset.video import VIDEO_SUFFIXES, decode
 from params.config import Config
+from utils.folders import is_os_file
 from utils.images import encode_jpeg
 
 
@@ -73,17 +74,25 @@ class PreprocessOptions:
         )
 
 
+def _entries(folder: Path) -> list[Path]:
+    """The folder's files and folders, sorted, without the ones macOS and Windows add."""
+    return sorted(p for p in folder.iterdir() if not is_os_file(p))
+
+
 def _video_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    return [p for p in _entries(folder) if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
 
 
 def discover_videos(root: Path) -> list[VideoSource]:
-    """Videos under root: ROOT/<identity>/<video>/<clips> folders and ROOT/<video file>."""
+    """Videos under root: ROOT/<identity>/<video>/<clips> folders and ROOT/<video file>.
+
+    A `._clip.mp4` that macOS leaves on an exFAT or network drive is no clip (utils/folders.py).
+    """
     if not root.is_dir():
         raise PreprocessError(f"source folder not found: {root}")
     sources = [VideoSource(path.stem, path.stem, (path,)) for path in _video_files(root)]
-    for identity in sorted(p for p in root.iterdir() if p.is_dir()):
-        for video in sorted(p for p in identity.iterdir() if p.is_dir()):
+    for identity in (p for p in _entries(root) if p.is_dir()):
+        for video in (p for p in _entries(identity) if p.is_dir()):
             clips = _video_files(video)
             if clips:
                 sources.append(VideoSource(identity.name, video.name, tuple(clips)))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.landmarks import DLIB_LOCK, DetectorUnavailableError
+from dataset.landmarks import DLIB_LOCK, DetectorUnavailableError, dlib_model_path
 
 
 class FaceDescriber:
@@ -37,7 +37,7 @@ class FaceDescriber:
             ) from error
         self._dlib = dlib
         model = face_recognition_models.face_recognition_model_location()
-        self._model = dlib.face_recognition_model_v1(model)
+        self._model = dlib.face_recognition_model_v1(dlib_model_path(model))
 
     def __call__(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The descriptor (128,) float32 of the face with these landmarks in an RGB image."""

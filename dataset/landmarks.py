@@ -11,8 +11,10 @@ finds nothing (a 216 px face in a 4000x3000 photo, a thumbnail's 60 px face).
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,25 @@ def _dlib_call(function, *arguments):
 
 class DetectorUnavailableError(RuntimeError):
     """A backend whose package or weights are missing; the message says how to fix it."""
+
+
+def dlib_model_path(path: str) -> str:
+    """path as dlib can open it: dlib opens files by narrow (8-bit) name, which Windows reads in
+    the ANSI code page, so there a path with any non-ASCII character (the models lie in the
+    virtual environment, often under "C:\\Users\\Zoë") is not found. On Windows such a path is
+    replaced by its short 8.3 form when that is ASCII; DetectorUnavailableError when it is not
+    (short names are off on that drive). Elsewhere names are UTF-8 bytes, which dlib opens."""
+    if sys.platform != "win32" or path.isascii():
+        return path
+    buffer = ctypes.create_unicode_buffer(32768)  # the longest path Windows has
+    length = ctypes.windll.kernel32.GetShortPathNameW(path, buffer, len(buffer))
+    if 0 < length < len(buffer) and buffer.value.isascii():
+        return buffer.value
+    raise DetectorUnavailableError(
+        f"dlib cannot open {path}: its path has non-ASCII characters and Windows has no "
+        "short ASCII name for it. Install the project and its virtual environment into a "
+        "folder whose path is ASCII only (e.g. C:\\talking-heads)"
+    )
 
 
 class LandmarkBackend(Protocol):
@@ -110,7 +131,7 @@ class DlibBackend:
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         predictor_file = face_recognition_models.pose_predictor_model_location()
-        self._predictor = dlib.shape_predictor(predictor_file)
+        self._predictor = dlib.shape_predictor(dlib_model_path(predictor_file))
         self.detection_size = detection_size
         self.search_window = search_window
 

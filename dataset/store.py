@@ -12,7 +12,9 @@ Layout (docs/DATA.md)::
 about 23 identities in a bucket; a flat folder of a million one-video people about 4k.
 Every file is written to a temporary name in its folder and then renamed (atomic on POSIX), so
 a killed run never leaves half a record. Records are read whole by path, with no open handles
-kept, so DataLoader worker processes can read any record at any time.
+kept, so DataLoader worker processes can read any record at any time. Names are the videos'
+own; two that differ only in case are refused (``check_case_twins``), since a case-insensitive
+disk (macOS, Windows) would keep one file for both.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import hashlib
 import io
 import itertools
 import json
+import unicodedata
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,7 @@ import numpy as np
 from dataset.face import CROP_VERSION, CropSettings
 from params.config import Config
 from utils.files import atomic_write_bytes
+from utils.folders import is_os_file
 
 RECORDS_DIR = "records"
 MANIFESTS_DIR = "manifests"
@@ -257,7 +261,7 @@ def read_settings(store: Path) -> StoreSettings:
     """The store's settings; a store made by an older crop is refused with what to do."""
     path = store / SETTINGS_NAME
     try:
-        values = json.loads(path.read_text())
+        values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise StoreError(f"no valid store settings at {path}: {error}") from error
     version = values.get("crop_version", 1) if isinstance(values, dict) else None
@@ -302,18 +306,54 @@ def is_temporary(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(f".tmp{path.suffix}")
 
 
+def _record_files(store: Path) -> Iterator[tuple[Path, str, str]]:
+    """(path, identity, video) of every record file in the tree; the temporary files of a
+    killed run and the `._NAME` files macOS leaves on shared drives are no records."""
+    for path in (store / RECORDS_DIR).glob(f"*/*/*{RECORD_SUFFIX}"):
+        if not is_temporary(path) and not is_os_file(path):
+            yield path, path.parent.name, path.name[: -len(RECORD_SUFFIX)]
+
+
+def _folded(name: str) -> str:
+    """name as a case-insensitive disk compares it (macOS's also ignores Unicode composition)."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def check_case_twins(store: Path, keys: Iterable[str]) -> None:
+    """Refuse videos whose record names differ only in case, among keys and the store's records.
+
+    On a case-insensitive disk (the default on macOS and Windows) the records of 'id1/abcDEF'
+    and 'id1/abcdef' are one file, and identities 'Ann' and 'ann' one folder when they share
+    a bucket: one video would silently stand for the other. StoreError names each pair and
+    what to do. Record names stay as they are, so every existing store reads as before.
+    """
+    stored = (record_key(identity, video) for _, identity, video in _record_files(store))
+    first: dict[str, str] = {}
+    twins = set()
+    for key in sorted({*keys, *stored}):
+        identity, video = key.split("/", 1)
+        folder = f"{_bucket(identity)}/{identity}"
+        for name, shown in ((folder, identity), (f"{folder}/{video}", key)):
+            seen = first.setdefault(_folded(name), shown)
+            if seen != shown:
+                twins.add(f"{seen} and {shown}")
+                break
+    if twins:
+        raise StoreError(
+            f"names that differ only in case would share one record on a case-insensitive disk "
+            f"(macOS, Windows): {'; '.join(sorted(twins))}. Rename one of each pair in the "
+            "source folder (e.g. abcdef -> abcdef_2) and run again"
+        )
+
+
 def scan_records(
     store: Path, include: Callable[[str], bool] = lambda key: True
 ) -> list[ManifestEntry]:
-    """Every finished record in the tree whose key passes include, sorted by key.
-
-    Temporary files of a killed run are ignored.
-    """
+    """Every finished record in the tree whose key passes include, sorted by key."""
     entries = []
-    for path in (store / RECORDS_DIR).glob(f"*/*/*{RECORD_SUFFIX}"):
-        identity, video = path.parent.name, path.name[: -len(RECORD_SUFFIX)]
+    for path, identity, video in _record_files(store):
         key = record_key(identity, video)
-        if is_temporary(path) or not include(key):
+        if not include(key):
             continue
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -342,7 +382,7 @@ def write_manifest(store: Path, shard: tuple[int, int] | None = None) -> list[Ma
 
 def read_manifest(store: Path) -> list[ManifestEntry]:
     """The union of all manifest files of a store, sorted by key."""
-    paths = sorted((store / MANIFESTS_DIR).glob("*.json"))
+    paths = sorted(p for p in (store / MANIFESTS_DIR).glob("*.json") if not is_os_file(p))
     if not paths:
         raise StoreError(
             f"no manifest in {store / MANIFESTS_DIR}: "
@@ -351,7 +391,7 @@ def read_manifest(store: Path) -> list[ManifestEntry]:
     entries: dict[str, ManifestEntry] = {}
     for path in paths:
         try:
-            for entry in json.loads(path.read_text())["records"]:
+            for entry in json.loads(path.read_text(encoding="utf-8"))["records"]:
                 entries[entry["key"]] = _confined(ManifestEntry(**entry), store, path)
         except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise StoreError(f"damaged manifest {path}: {error}; rerun with --merge") from error

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 from matplotlib import cbook
@@ -28,6 +30,8 @@ from dataset.face import (
     transform_points,
 )
 from dataset.landmarks import make_detector
+from utils.folders import is_os_file
+from utils.images import read_image
 
 VOXCELEB_SIZE = 224
 
@@ -39,8 +43,8 @@ def voxceleb_framing(size: int) -> CropSettings:
 
 def face_pictures() -> dict[str, np.ndarray]:
     """RGB pictures of real faces that ship with installed packages."""
-    hopper = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    return {"astronaut": data.astronaut(), "grace_hopper": cv2.cvtColor(hopper, cv2.COLOR_BGR2RGB)}
+    hopper = read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    return {"astronaut": data.astronaut(), "grace_hopper": hopper}
 
 
 @functools.cache
@@ -85,16 +89,34 @@ def warp(index: int, size: int) -> np.ndarray:
     return matrix
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> None:
-    """Write RGB frames as an mp4 file."""
+def write_video(
+    path: Path, frames: list[np.ndarray], fps: float = 25.0, lossless: bool = False
+) -> None:
+    """Write RGB frames as a video file: MPEG-4 part 2 ('mp4v'), or lossless FFV1 (for .mkv).
+
+    Written with PyAV, whose FFmpeg opens any path: OpenCV's VideoWriter cannot open one with
+    non-ASCII characters on Windows. The MPEG-4 settings are the ones VideoWriter used (1.5 bits
+    per pixel per second, quantiser from 3, a key frame every 12, bicubic BGR -> YUV, one
+    thread), so the videos decode to the same pictures as before, frame for frame.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write {path}")
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    with av.open(str(path), "w") as container:
+        rate = Fraction(fps).limit_denominator(1001)
+        stream = container.add_stream("ffv1" if lossless else "mpeg4", rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "bgr0" if lossless else "yuv420p"
+        if not lossless:
+            context = stream.codec_context
+            context.bit_rate = round(1.5 * fps * width * height)
+            context.gop_size = 12
+            context.thread_count = 1  # slices coded by several threads would differ
+            context.options = {"qmin": "3"}
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[..., ::-1]), "bgr24")
+            frame = frame.reformat(format=stream.pix_fmt, interpolation="BICUBIC")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
 
 
 def moving_clip(
@@ -131,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--frames", type=int, default=12, help="frames per clip")
     args = parser.parse_args(argv)
-    if args.out.exists() and any(args.out.iterdir()):
+    if args.out.exists() and any(not is_os_file(p) for p in args.out.iterdir()):
         parser.error(f"{args.out} is not empty")
     paths = synthetic_voxceleb(args.out, args.videos, args.clips, args.frames)
     print(f"wrote {len(paths)} clips under {args.out}")

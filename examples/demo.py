@@ -45,6 +45,7 @@ from params.config import (
 )
 from person.distill import main as distill_main
 from train import main as train_main
+from utils.folders import is_os_file
 from utils.images import save_animation, save_image
 from webcam_inference import main as drive_main
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"{args.out} is a file, not a folder")
-    if args.out.exists() and any(args.out.iterdir()):
+    if args.out.exists() and any(not is_os_file(p) for p in args.out.iterdir()):
         if not args.overwrite:
             parser.error(f"{args.out} exists; pass --overwrite to replace it")
         if not (args.out / "config.yaml").is_file() or not (args.out / "videos").is_dir():

@@ -32,6 +32,7 @@ from dataset.voxceleb import VoxCelebDataset
 from network import Discriminator, Embedder, Generator
 from params.config import Config, add_config_arguments, config_from_args
 from utils.device import resolve_device
+from utils.folders import is_os_file
 from utils.images import image_grid, read_image, save_image
 
 EXAMPLE_FACES = Path(__file__).resolve().parent / "faces"
@@ -88,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.store is not None:
         batch = store_episodes(config, args.store)
     else:
-        batch = photo_episodes(config, args.images or sorted(EXAMPLE_FACES.glob("*.jpg")))
+        batch = photo_episodes(
+            config,
+            args.images or sorted(p for p in EXAMPLE_FACES.glob("*.jpg") if not is_os_file(p)),
+        )
 
     model = config.model
     device = resolve_device(config.device)

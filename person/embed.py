@@ -34,6 +34,7 @@ from models.meta_model import MetaModel
 from models.person_model import PersonModel
 from params.config import Config
 from person.assemble import Candidate, assemble_person
+from utils.folders import is_os_file
 from utils.images import IMAGE_SUFFIXES, decode_jpeg, read_image
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class Collected:
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     """Files, folders (their photos and videos, sorted) and glob patterns -> files.
 
+    A folder's `._NAME` files (macOS, on shared drives) and the like are not photos.
+
     An existing path is taken as it is, even when its name holds glob characters
     ("me [1].jpg"); only a name that exists nowhere is expanded as a pattern. A pattern that
     matches nothing stays in the list as itself, so that the caller reports it missing.
@@ -79,7 +82,9 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             media = [
-                p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+                p
+                for p in path.iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES and not is_os_file(p)
             ]
             paths += sorted(media) or [path]  # an empty folder stays, to be reported by name
         elif not path.exists() and glob.has_magic(str(item)):

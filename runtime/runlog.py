@@ -58,7 +58,7 @@ class RunLog:
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
-        with (self.run_dir / METRICS_FILE).open("a") as handle:
+        with (self.run_dir / METRICS_FILE).open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, **values}) + "\n")
 
     def picture(self, step: int, name: str, picture: np.ndarray) -> Path:
@@ -80,7 +80,7 @@ def read_metrics(run_dir: Path, until_step: int | None = None) -> list[dict[str,
     if not path.exists():
         return []
     records = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         try:
             record = json.loads(line)
         except ValueError:
@@ -94,7 +94,7 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
     """Drop history logged after the checkpoint a run resumes from: it will be logged again."""
     records = read_metrics(run_dir, step)
     text = "".join(json.dumps(record) + "\n" for record in records)
-    atomic_write(run_dir / METRICS_FILE, lambda temp: Path(temp).write_text(text))
+    atomic_write(run_dir / METRICS_FILE, lambda temp: Path(temp).write_text(text, encoding="utf-8"))
 
 
 def plot_losses(run_dir: Path) -> Path | None:

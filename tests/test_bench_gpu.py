@@ -60,9 +60,13 @@ def quick(store, tmp_path_factory) -> QuickRun:
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
         capture_output=True,
         text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=300,
     )
-    return QuickRun(result.returncode, result.stdout, result.stderr, json.loads(out.read_text()))
+    return QuickRun(
+        result.returncode, result.stdout, result.stderr, json.loads(out.read_text(encoding="utf-8"))
+    )
 
 
 def test_every_check_passes_or_says_it_needs_cuda(quick):
@@ -118,7 +122,7 @@ def test_a_failing_check_is_one_line_and_the_run_goes_on(store, tmp_path, monkey
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("CHECK")]
     assert lines[0] == "CHECK broken FAIL ZeroDivisionError: on purpose"
     assert lines[1].startswith("CHECK store PASS ")
-    report = json.loads(out.read_text())
+    report = json.loads(out.read_text(encoding="utf-8"))
     assert report["failed"] == ["broken"]
     assert "on purpose" in report["checks"]["broken"]["traceback"]
 

@@ -146,7 +146,7 @@ def test_distilling_makes_a_person_model_that_drives_exports_and_evaluates(perso
     for name in ("fast_samples.png", "fast_loss.png", "fast_report.json"):
         assert (tmp_path / name).is_file(), name
     assert not (tmp_path / "fast.pt.work").exists()
-    report = json.loads((tmp_path / "fast_report.json").read_text())
+    report = json.loads((tmp_path / "fast_report.json").read_text(encoding="utf-8"))
     assert {"student_vs_teacher/driver", "student_vs_teacher/own"} <= set(report)
     assert "ssim_to_real/student" in report and report["steps"] == 12
     # Driving: the same command as for any person model.
@@ -232,7 +232,7 @@ def test_a_stopped_distillation_resumes_exactly(person, tmp_path, monkeypatch, c
 def test_bad_inputs_are_messages(person, tmp_path, capsys):
     path, _, _ = person
     out = tmp_path / "fast.pt"
-    (tmp_path / "notes.txt").write_text("not a video")
+    (tmp_path / "notes.txt").write_text("not a video", encoding="utf-8")
     assert (
         distill_main(
             [str(path), "--out", str(out), "--drivers", str(tmp_path / "notes.txt"), *settings()]

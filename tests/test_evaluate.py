@@ -33,7 +33,7 @@ def test_evaluation_writes_the_table_and_resumes_per_video(tmp_path_factory, tmp
     student = ["eval.distill=true", "distill.steps=2", "distill.poses=8", "distill.widths=[8,16]"]
     command += [arg for value in student for arg in ("--set", value)]
     assert evaluate_main(command) == 0
-    table = (out / "table.md").read_text()
+    table = (out / "table.md").read_text(encoding="utf-8")
     for row in (
         "| feed-forward | 1 |",
         "| feed-forward | 4 |",
@@ -46,7 +46,7 @@ def test_evaluation_writes_the_table_and_resumes_per_video(tmp_path_factory, tmp
     assert "(46.1)" in table  # the paper's numbers beside ours
     assert "fid: no Inception weights" in table  # unavailable, with the reason, not a number
     assert re.search(r"\| \d of 8 \|", table)  # frames where dlib found no face, of all 8
-    results = json.loads((out / "results.json").read_text())["results"]
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))["results"]
     cell = results["fine-tuned/T=4"]
     assert cell["frames"] == 8 and cell["videos"] == 2
     assert 0 <= cell["ssim"] <= 1 and cell["psnr"] > 0 and -1 <= cell["csim_dlib"] <= 1
@@ -76,7 +76,7 @@ def test_evaluation_writes_the_table_and_resumes_per_video(tmp_path_factory, tmp
     frames.write_bytes(frames.read_bytes()[:100])
     assert evaluate_main(command) == 0
     assert done[0].stat().st_mtime_ns != stamps[0] and done[1].stat().st_mtime_ns == stamps[1]
-    (out / "made_from.json").write_text("{bad")
+    (out / "made_from.json").write_text("{bad", encoding="utf-8")
     assert evaluate_main(command) == 2
     assert "made_from.json is damaged" in capsys.readouterr().err
 

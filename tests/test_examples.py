@@ -70,7 +70,7 @@ def test_demo_runs_every_stage_and_says_where_its_outputs_are(tmp_path, capsys):
     assert (out / "driven.mp4").is_file()
     mine = tmp_path / "mine"
     (mine / "notes.txt").parent.mkdir()
-    (mine / "notes.txt").write_text("keep")
+    (mine / "notes.txt").write_text("keep", encoding="utf-8")
     with pytest.raises(SystemExit):  # --overwrite replaces only a demo's own folder
         demo_main(["--out", str(mine), "--overwrite"])
-    assert (mine / "notes.txt").read_text() == "keep"
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "keep"

@@ -49,7 +49,7 @@ ALLOWED = {
 def project_imports(path: Path) -> set[str]:
     """Top-level project packages a file imports (at any depth in the file)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         names = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -82,12 +82,18 @@ def test_person_and_live_run_without_the_training_package():
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'training'))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        check=True,
     )
     assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_the_scripts_at_the_top_stay_thin(script):
-    lines = len((ROOT / script).read_text().splitlines())
+    lines = len((ROOT / script).read_text(encoding="utf-8").splitlines())
     assert lines < 80, f"{script} has {lines} lines: move the work into a package"

@@ -63,9 +63,9 @@ def test_good_videos_give_records_and_bad_ones_are_skipped_with_reasons(built):
     assert read_skipped(built.store) == {**built.tree.skipped, **clips, **others}
     assert built.summary.unreadable_clips == len(clips)
     # The photo renamed to .mp4 is called what it is, not a too-short video.
-    assert (
-        "is a JPEG image, not a video" in (built.store / "skipped" / "shard-0-of-1.tsv").read_text()
-    )
+    assert "is a JPEG image, not a video" in (
+        built.store / "skipped" / "shard-0-of-1.tsv"
+    ).read_text(encoding="utf-8")
 
 
 def test_a_cut_to_another_person_keeps_only_the_person_seen_most(built):
@@ -76,7 +76,7 @@ def test_a_cut_to_another_person_keeps_only_the_person_seen_most(built):
     # 6 frames sampled from the 40 of the cut video: 0 and 8 show the astronaut; 16, the first
     # of Grace Hopper's after the cut at 16, lies within CHANGE_MARGIN of it.
     assert built.summary.other_person_frames == 3
-    listed = (built.store / "skipped" / "shard-0-of-1.tsv").read_text()
+    listed = (built.store / "skipped" / "shard-0-of-1.tsv").read_text(encoding="utf-8")
     assert "00001.mp4: frames 0-8 (shot 1, 2 sampled) show another person: " in listed
 
 
@@ -114,7 +114,7 @@ def test_a_cut_between_two_alike_people_gives_a_record_of_one_person(tmp_path, m
     assert summary.done == 1 and summary.other_person_frames == 18  # 2 next to the cut
     record = read_record(record_path(tmp_path / "store", "id00001", "cut"))
     assert record.frame_indices.tolist() == list(range(22))
-    listed = (tmp_path / "store" / "skipped" / "shard-0-of-1.tsv").read_text()
+    listed = (tmp_path / "store" / "skipped" / "shard-0-of-1.tsv").read_text(encoding="utf-8")
     assert "frames 24-39 (shot 2, 16 sampled) cannot be told apart from the main person" in listed
     # Each frame knows its face track, which the identity check averages within: one per shot.
     path = tmp_path / "tree" / "id00001" / "cut" / "00001.mp4"
@@ -142,7 +142,7 @@ def test_a_cut_the_shot_detector_misses_gives_a_record_of_one_person(tmp_path, m
     assert summary.done == 1
     record = read_record(record_path(tmp_path / "store", "id00001", "cut"))
     assert record.frame_indices.tolist() == list(range(22))
-    listed = (tmp_path / "store" / "skipped" / "shard-0-of-1.tsv").read_text()
+    listed = (tmp_path / "store" / "skipped" / "shard-0-of-1.tsv").read_text(encoding="utf-8")
     assert "frames 24-39 (shot 1 part 2 of 2, 16 sampled) show another person" in listed
     assert "frame 22 lies next to a change to another face" in listed
 
@@ -195,7 +195,7 @@ def test_stored_boxes_average_detector_noise_over_neighbouring_frames(tmp_path):
 
 def test_a_missing_or_empty_source_stops_before_anything_is_written(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "notes.txt").write_text("no videos here")
+    (tmp_path / "empty" / "notes.txt").write_text("no videos here", encoding="utf-8")
     for src, message in (("missing", "source folder not found"), ("empty", "no videos in")):
         store = tmp_path / f"store-{src}"
         assert main(["--src", str(tmp_path / src), "--dst", str(store), "--workers", "0"]) == 2
@@ -236,7 +236,7 @@ def test_store_layout_is_bucketed_and_has_no_temporary_files(built):
         assert len(bucket) == 2 and identity == entry.identity and name == f"{entry.video}.npz"
     leftovers = [p for p in built.store.rglob("*") if p.name.startswith(".")]
     assert leftovers == []
-    settings = json.loads((built.store / "store.json").read_text())
+    settings = json.loads((built.store / "store.json").read_text(encoding="utf-8"))
     assert settings["image_size"] == built.config.model.image_size
 
 
@@ -346,7 +346,7 @@ def test_unexpected_errors_are_logged_and_retried_by_the_next_run(built, tmp_pat
         patch.setattr(preprocessing, "write_record", disk_full)
         failed = preprocess(built.tree.root, store, built.config, workers=0, progress=False)
     assert failed.done == 0 and failed.skipped["error"] == len(built.tree.good)
-    assert "No space left" in (store / "skipped" / "shard-0-of-1.tsv").read_text()
+    assert "No space left" in (store / "skipped" / "shard-0-of-1.tsv").read_text(encoding="utf-8")
     retried = preprocess(built.tree.root, store, built.config, workers=0, progress=False)
     assert retried.done == len(built.tree.good)
     assert retried.previously_skipped == len(built.tree.skipped)

@@ -42,7 +42,9 @@ def manifest_with(store, path_value: str) -> None:
         old.unlink()
     entry = dataclasses.asdict(read_manifest_entries(store)[0])
     entry["path"] = path_value
-    (store / MANIFESTS_DIR / "all.json").write_text(json.dumps({"records": [entry]}))
+    (store / MANIFESTS_DIR / "all.json").write_text(
+        json.dumps({"records": [entry]}), encoding="utf-8"
+    )
 
 
 def read_manifest_entries(store):
@@ -59,7 +61,7 @@ def test_manifest_paths_outside_the_store_are_refused(store, where):
 def test_a_deeply_nested_manifest_is_a_damaged_manifest(store):
     for old in (store / MANIFESTS_DIR).glob("*.json"):
         old.unlink()
-    (store / MANIFESTS_DIR / "all.json").write_text("[" * 100_000 + "]" * 100_000)
+    (store / MANIFESTS_DIR / "all.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
     with pytest.raises(StoreError, match="damaged manifest"):
         read_manifest(store)
 
@@ -116,7 +118,7 @@ def test_the_skip_log_is_never_written_through_a_link(built, tmp_path, capsys):
     """A symlinked skip log was followed and appended to."""
     store, victim = tmp_path / "store", tmp_path / "victim.txt"
     shutil.copytree(built.store, store)
-    victim.write_text("precious\n")
+    victim.write_text("precious\n", encoding="utf-8")
     log = next((store / "skipped").glob("*.tsv"))
     log.unlink()
     log.symlink_to(victim)
@@ -124,7 +126,7 @@ def test_the_skip_log_is_never_written_through_a_link(built, tmp_path, capsys):
     command += ["--config", "params/tiny.yaml", "--set", "data.frames_per_video=6"]
     assert preprocess_main(command) == 2
     assert "symbolic link" in capsys.readouterr().err
-    assert victim.read_text() == "precious\n"
+    assert victim.read_text(encoding="utf-8") == "precious\n"
 
 
 def test_a_video_whose_name_starts_with_a_dot_is_in_the_manifest(built, tmp_path):

@@ -127,9 +127,9 @@ def test_split_and_crop_mismatches_are_clear_errors(built):
 def test_a_store_made_by_the_old_crop_is_refused_with_what_to_do(built, tmp_path):
     store = tmp_path / "old"
     shutil.copytree(built.store, store)
-    settings = json.loads((store / "store.json").read_text())
+    settings = json.loads((store / "store.json").read_text(encoding="utf-8"))
     del settings["crop_version"], settings["face_width"], settings["eye_line"]
     settings.update(crop_margin=0.25, crop_shift_up=0.1)  # what issue 3's stores hold
-    (store / "store.json").write_text(json.dumps(settings))
+    (store / "store.json").write_text(json.dumps(settings), encoding="utf-8")
     with pytest.raises(StoreError, match="older face crop .*Preprocess the videos again"):
         VoxCelebDataset(store, 2, "tanh", split="all")

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from utils.files import atomic_write
+from utils.files import atomic_write, atomic_write_bytes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")  # photo files we read
 
@@ -20,13 +20,19 @@ def image_grid(rows: list[list[np.ndarray]]) -> np.ndarray:
 
 
 def save_image(image: np.ndarray, path: str | Path) -> None:
-    """Write an RGB uint8 picture atomically; the format follows the suffix."""
+    """Write an RGB uint8 picture atomically; the format follows the suffix.
 
-    def write(temp: str) -> None:
-        if not cv2.imwrite(temp, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"could not write image {path}")
-
-    atomic_write(path, write)
+    Encoded in memory and written by Python: OpenCV's own file functions (imwrite, imread)
+    cannot open a path with non-ASCII characters on Windows ("C:\\Users\\Zoë\\me.png").
+    """
+    suffix = Path(path).suffix
+    try:
+        ok, data = cv2.imencode(suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    except cv2.error as error:  # no encoder for this suffix
+        raise OSError(f"could not write image {path}: no image format '{suffix}'") from error
+    if not ok:
+        raise OSError(f"could not write image {path}")
+    atomic_write_bytes(path, data.tobytes())
 
 
 MAX_IMAGE_PIXELS = 200_000_000  # data.max_image_pixels: 14000x14000, a 200 MP phone photo

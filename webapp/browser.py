@@ -8,6 +8,7 @@ selenium package; nothing is downloaded. ``missing()`` says what is absent.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -46,18 +47,20 @@ def start_app(arguments: list[str], log: Path) -> tuple[subprocess.Popen, str]:
     """python app.py ARGUMENTS --port FREE, once it says it is ready: (process, its URL)."""
     port = free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as handle:
+    with log.open("w", encoding="utf-8") as handle:
         process = subprocess.Popen(
             [sys.executable, "app.py", *arguments, "--port", str(port)],
             cwd=ROOT,
             stdout=handle,
             stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8"},  # the log is read as UTF-8
         )
     deadline = time.monotonic() + WAIT
-    while "ready at" not in log.read_text():
+    while "ready at" not in log.read_text(encoding="utf-8", errors="replace"):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"the app did not start:\n{log.read_text()}")
+            output = log.read_text(encoding="utf-8", errors="replace")
+            raise RuntimeError(f"the app did not start:\n{output}")
         time.sleep(0.1)
     return process, f"http://127.0.0.1:{port}/"
 
