@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+import utils  # noqa: F401  (first: torch's MPS fallback, utils/__init__.py)
 from webapp.server import main
 
 if __name__ == "__main__":

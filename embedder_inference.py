@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import utils  # noqa: F401  (first: torch's MPS fallback, utils/__init__.py)
 from models.meta_model import MetaModelError, load_meta_model
 from params.config import ConfigError
 from person.embed import NoFaceError, embed_person

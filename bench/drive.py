@@ -72,7 +72,7 @@ def webcam_like_video(path: Path, frames: int) -> Path:
 def make(kind: str, person: PersonModel):
     device = torch.device("cpu")
     if kind == "onnx-fp32":
-        return OnnxRenderer(person, torch.get_num_threads())
+        return OnnxRenderer(person, device, torch.get_num_threads())
     precision = "bf16" if kind.startswith("bf16") else "fp32"
     return TorchRenderer(person, device, precision, compile_model=kind.endswith("compile"))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ import cv2
 import numpy as np
 
 from dataset.video import VideoFrame, VideoReadError, decode, probe
+from utils.folders import is_os_file
 from utils.images import IMAGE_SUFFIXES, read_image
 
 _END = object()
@@ -49,6 +51,23 @@ def frame_rate(text: str) -> float:
     return value
 
 
+def camera_help() -> str:
+    """What to check when a camera does not open. macOS asks the user's permission at the first
+    use, and OpenCV meanwhile gets a closed camera (so it does once refused); Windows has a
+    switch for desktop apps' cameras. Else the camera is missing or in use."""
+    if sys.platform == "darwin":
+        return (
+            "allow the camera for this terminal (or app) in System Settings > Privacy & "
+            "Security > Camera, then run again; else is it connected and free?"
+        )
+    if sys.platform == "win32":
+        return (
+            "allow desktop apps to use the camera in Settings > Privacy (& security) > Camera, "
+            "then run again; else is it connected and free?"
+        )
+    return "is it connected and free?"
+
+
 class FrameSource:
     """Frames of a webcam (index), a video file or an image folder, read by a thread."""
 
@@ -64,10 +83,14 @@ class FrameSource:
         if self.live:
             self._capture = cv2.VideoCapture(int(source))
             if not self._capture.isOpened():
-                raise VideoReadError(f"cannot open webcam {source} (is it connected and free?)")
+                raise VideoReadError(f"cannot open webcam {source}: {camera_help()}")
             self.fps = fps or self._capture.get(cv2.CAP_PROP_FPS) or 30.0
         elif path.is_dir():
-            self._images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self._images = sorted(
+                p
+                for p in path.iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES and not is_os_file(p)
+            )
             if not self._images:
                 raise VideoReadError(f"no images in folder {path}")
             self.fps = fps or 25.0

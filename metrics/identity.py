@@ -16,7 +16,7 @@ import torch
 
 from dataset.identity import load_describer
 from metrics import Unavailable
-from utils.device import resolve_device
+from utils.device import onnx_providers, resolve_device
 
 # ArcFace's template for a 112x112 crop: eye centres, nose tip, mouth corners.
 ARCFACE_TEMPLATE = np.array(
@@ -60,20 +60,6 @@ class DlibIdentity:
         if scale > 1:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
         return self.describe(image, landmarks * scale)
-
-
-def onnx_providers(device: torch.device, available: list[str]) -> list:
-    """onnxruntime's execution providers for a model run on device, best first.
-
-    The providers are always named: onnxruntime-gpu refuses a session without them. CUDA
-    (on device's GPU) leads when device is a GPU and onnxruntime offers it; the CPU always
-    comes last, the fallback for whatever an earlier provider cannot run.
-    """
-    providers: list = []
-    if device.type == "cuda" and "CUDAExecutionProvider" in available:
-        index = torch.cuda.current_device() if device.index is None else device.index
-        providers.append(("CUDAExecutionProvider", {"device_id": index}))
-    return [*providers, "CPUExecutionProvider"]
 
 
 class ArcFaceIdentity:

@@ -25,7 +25,7 @@ from params.config import (
     with_run_settings,
 )
 from runtime.precision import Precision, configure_backends, resolve_precision
-from utils.device import DeviceError, process_device
+from utils.device import DeviceError, describe_device, process_device
 from utils.files import describe_os_error
 
 USER_ERROR = 2  # exit status for a mistake in the inputs or settings
@@ -63,12 +63,14 @@ class RunSettings:
 
 
 def run_settings(base: Config, args: argparse.Namespace) -> RunSettings:
-    """The run's config (ConfigError for a bad --set or file), its device and precision."""
+    """The run's config (ConfigError for a bad --set or file), its device and precision;
+    prints the device as one line ('device: cuda:0 (NVIDIA ...)', utils/device.describe_device)."""
     config = with_run_settings(base, getattr(args, "config", None), args.overrides)
     try:
         device = process_device(config.device, None)
     except DeviceError as error:
         raise ConfigError(str(error)) from error
+    print(f"device: {describe_device(device)}")
     configure_backends(device, config.train.deterministic)
     return RunSettings(
         config, device, Precision(resolve_precision(config.train.precision, device), device)

@@ -4,7 +4,9 @@ bf16 keeps fp32's range, so it needs no loss scaling; it is fast where the hardw
 natively (GPUs of compute capability 8.0 and newer: A100, RTX 30xx, H100; CPUs with AVX-512 BF16
 or AMX). Older GPUs (V100, T4, RTX 20xx) get fp16 with a gradient scaler:
 ``torch.cuda.is_bf16_supported()`` says yes there too, counting emulation, which has no fast
-cuDNN kernels. Parameters, optimiser states and W stay fp32 in every mode.
+cuDNN kernels. Apple's GPU (MPS) gets fp32: torch's autocast takes bf16 there only from macOS 14
+on, and no measurement here shows it faster on Apple GPUs (ask for it with precision bf16).
+Parameters, optimiser states and W stay fp32 in every mode.
 """
 
 from __future__ import annotations
@@ -29,15 +31,20 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """'auto' -> the fastest safe format on this device; other names are checked."""
+    """'auto' -> the fastest safe format on this device (CUDA: bf16 or fp16; Apple's GPU: fp32;
+    a CPU: bf16 where native, else fp32); other names are checked (ConfigError)."""
     if name not in PRECISIONS:
         raise ConfigError(f"train.precision: '{name}' is not one of {', '.join(PRECISIONS)}")
     if name == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision: fp16 needs a CUDA GPU (use bf16 or fp32 on a CPU)")
+        raise ConfigError(
+            "train.precision: fp16 needs a CUDA GPU (use bf16 or fp32 on a CPU or an Apple GPU)"
+        )
     if name != "auto":
         return name
     if device.type == "cuda":
         return "bf16" if gpu_has_native_bf16(device) else "fp16"
+    if device.type == "mps":
+        return "fp32"
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 

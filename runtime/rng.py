@@ -1,4 +1,5 @@
-"""Every random generator's state (torch, CUDA, Python, NumPy), to save with a resumable job.
+"""Every random generator's state (torch, CUDA, Apple's GPU, Python, NumPy), to save with a
+resumable job.
 
 Checkpoints of meta-training and of fine-tuning keep it, so a resumed job draws the same numbers
 as one that never stopped. Plain tensors and lists: loadable with weights_only=True.
@@ -6,7 +7,9 @@ as one that never stopped. Plain tensors and lists: loadable with weights_only=T
 CUDA's state is the process's own GPU's (its current device, utils/device.process_device), not
 every visible GPU's: a run started on 8 GPUs resumes on 1, or under another
 CUDA_VISIBLE_DEVICES, and checkpoints that hold a list of GPUs' states (older files) give the
-process its own GPU's entry, or the first when the list is shorter.
+process its own GPU's entry, or the first when the list is shorter. Apple's GPU (MPS) has one
+generator (torch.mps.get_rng_state), saved where MPS is available; a checkpoint moved between a
+Mac and a machine without MPS resumes with that generator as it is.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ def rng_state() -> dict[str, object]:
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
+    if torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state()
     return state
 
 
@@ -43,3 +48,5 @@ def restore_rng(state: dict[str, object]) -> None:
             index = torch.cuda.current_device()
             cuda = cuda[index] if index < len(cuda) else cuda[0]
         torch.cuda.set_rng_state(cuda)
+    if "mps" in state and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps"])

@@ -47,7 +47,7 @@ def test_unknown_key_is_an_error_that_names_it(tmp_path):
     with pytest.raises(ConfigError, match="model.imagesize"):
         load_config(None, ["model.imagesize=64"])
     bad = tmp_path / "bad.yaml"
-    bad.write_text("loss:\n  vgg_weight: 1.0\n")
+    bad.write_text("loss:\n  vgg_weight: 1.0\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="loss.vgg_weight"):
         load_config(bad)
 
@@ -78,7 +78,7 @@ def test_cli_arguments_and_save_round_trip(tmp_path):
 
 def test_device_resolution():
     assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type in ("cpu", "cuda")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(ValueError, match="not a torch device"):
         resolve_device("gpu0")
     if not torch.cuda.is_available():
@@ -122,7 +122,7 @@ def test_relations_between_fields_are_checked():
 
 def test_a_yaml_syntax_error_names_the_file(tmp_path):
     broken = tmp_path / "broken.yaml"
-    broken.write_text("train:\n  steps: [1,\n")
+    broken.write_text("train:\n  steps: [1,\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="broken.yaml is not a YAML config file"):
         load_config(broken)
     binary = tmp_path / "clip.mp4"
@@ -153,15 +153,16 @@ def test_a_config_file_for_a_person_script_gives_its_run_settings_and_no_silent_
     settings = tmp_path / "run.yaml"
     settings.write_text(
         "finetune: {steps: 7}\nloss: {random_perceptual_networks: false, "
-        "vgg19_weights: /w/vgg19.pth}\ndata: {redetect_every: 3}\n"
+        "vgg19_weights: /w/vgg19.pth}\ndata: {redetect_every: 3}\n",
+        encoding="utf-8",
     )
     config = with_run_settings(model, settings, [])
     assert config.finetune.steps == 7 and config.data.redetect_every == 3
     assert config.loss.vgg19_weights == "/w/vgg19.pth"
-    settings.write_text("model: {image_size: 256}\n")
+    settings.write_text("model: {image_size: 256}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="model.image_size=256 differs from the model's 64"):
         with_run_settings(model, settings, [])
-    settings.write_text("data: {batch_size: 3}\n")
+    settings.write_text("data: {batch_size: 3}\n", encoding="utf-8")
     with pytest.warns(UserWarning, match="data.batch_size ignored"):
         with_run_settings(model, settings, [])
 

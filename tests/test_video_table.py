@@ -165,7 +165,7 @@ def _rank_main(rank: int, port: int, results: Path) -> None:
     try:
         check_in_sync({"W": w.weight}, run)
     except RuntimeError as error:
-        (results / f"caught{rank}.txt").write_text(str(error))
+        (results / f"caught{rank}.txt").write_text(str(error), encoding="utf-8")
     dist.destroy_process_group()
 
 
@@ -179,7 +179,7 @@ def test_ranks_exchange_only_rows_and_end_with_identical_tables(tmp_path):
     moved = (first - start).abs().sum(dim=1).nonzero().flatten().tolist()
     assert moved == [0, 1, 2, 4]  # the union of both ranks' rows, nothing else
     for rank in (0, 1):  # a drifted rank is caught on every rank
-        assert "differs from rank 0" in (tmp_path / f"caught{rank}.txt").read_text()
+        assert "differs from rank 0" in (tmp_path / f"caught{rank}.txt").read_text(encoding="utf-8")
 
 
 def test_torchrun_with_two_processes_keeps_every_rank_identical(tmp_path_factory, tmp_path):
@@ -205,7 +205,9 @@ def test_torchrun_with_two_processes_keeps_every_rank_identical(tmp_path_factory
         "--set",
         "device=cpu",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        command, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     # Every checkpoint first compares all ranks' parameters and W (check_in_sync): it passed.
     checkpoints = list_checkpoints(tmp_path / "run")

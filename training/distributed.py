@@ -3,7 +3,8 @@
 ``python train.py`` alone runs one process; under torchrun (RANK, WORLD_SIZE, LOCAL_RANK set)
 each process joins the group, takes its local GPU, and only rank 0 writes logs, samples and
 checkpoints. ``check_in_sync`` compares every rank's parameters by checksum, so a run whose
-ranks drifted apart stops instead of training on silently.
+ranks drifted apart stops instead of training on silently. What the ranks exchange on the device
+is fp32 or int64, never float64 (which Apple's GPU, MPS, lacks).
 """
 
 from __future__ import annotations
@@ -62,33 +63,36 @@ def broadcast_object(value: object, run: Distributed) -> object:
 
 
 def all_mean(values: dict[str, float], run: Distributed) -> dict[str, float]:
-    """Average scalars over the ranks (for logging)."""
+    """Average scalars over the ranks (for logging: summed in fp32)."""
     if not run.enabled or not values:
         return values
     names = sorted(values)
-    tensor = torch.tensor([values[n] for n in names], dtype=torch.float64, device=run.device)
+    tensor = torch.tensor([values[n] for n in names], dtype=torch.float32, device=run.device)
     dist.all_reduce(tensor)
     return {name: float(v) / run.world_size for name, v in zip(names, tensor.tolist(), strict=True)}
 
 
-def all_min(value: float, run: Distributed) -> float:
-    """The smallest of the ranks' values."""
+def all_min(value: int, run: Distributed) -> int:
+    """The smallest of the ranks' integers (int64)."""
     if not run.enabled:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=run.device)
+    tensor = torch.tensor([value], dtype=torch.int64, device=run.device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
-    return float(tensor)
+    return int(tensor)
 
 
 def check_in_sync(named_tensors: dict[str, torch.Tensor], run: Distributed) -> None:
-    """Raise on every rank if any tensor differs between ranks (compared by checksums)."""
+    """Raise on every rank if any tensor differs between ranks (compared by checksums).
+
+    The checksums are int64 sums of the values' fp32 bit patterns (of integer tensors, of the
+    values), and of their absolute values: exact, so equal tensors give equal sums whatever
+    order the device adds in, and any one changed bit changes the first sum.
+    """
     if not run.enabled:
         return
     names = sorted(named_tensors)
-    sums = torch.stack(
-        [named_tensors[n].detach().double().sum().to(run.device) for n in names]
-        + [named_tensors[n].detach().double().abs().sum().to(run.device) for n in names]
-    )
+    # (2 * names,): every tensor's first sum, then every tensor's second.
+    sums = torch.stack([_checksums(named_tensors[n]).to(run.device) for n in names]).T.flatten()
     everyone = [torch.zeros_like(sums) for _ in range(run.world_size)]
     dist.all_gather(everyone, sums)
     for rank, other in enumerate(everyone):
@@ -96,3 +100,13 @@ def check_in_sync(named_tensors: dict[str, torch.Tensor], run: Distributed) -> N
             diff = (other != everyone[0]).nonzero().flatten().tolist()
             differing = sorted({names[i % len(names)] for i in diff})
             raise RuntimeError(f"rank {rank} differs from rank 0 in {differing[:5]}")
+
+
+def _checksums(tensor: torch.Tensor) -> torch.Tensor:
+    """(2,) int64: the sum of a tensor's values as fp32 bit patterns (an integer tensor's values
+    as they are), and the sum of their absolute values."""
+    values = tensor.detach()
+    if values.is_floating_point():
+        values = values.float().view(torch.int32)
+    values = values.long()
+    return torch.stack([values.sum(), values.abs().sum()])

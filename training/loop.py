@@ -37,7 +37,9 @@ from training.data import make_loader
 from training.meta import MetaLearner
 from training.monitor import CollapseAlarm, NonFiniteAlarm, TrainingCollapsed
 from training.validation import validate, validation_episodes
+from utils.device import describe_device
 from utils.files import LOCK_NAME, hold_folder
+from utils.folders import is_os_file
 
 log = logging.getLogger("training")
 
@@ -70,7 +72,9 @@ def prepare_run_folder(run_dir: Path, resume: bool) -> Path | None:
                 raise RunFolderError(f"--resume: {run_dir} is not a run folder (no config.yaml)")
             return None
         return checkpoints[-1]
-    if run_dir.exists() and any(p.name not in FAILED_START for p in run_dir.iterdir()):
+    if run_dir.exists() and any(
+        p.name not in FAILED_START and not is_os_file(p) for p in run_dir.iterdir()
+    ):
         raise RunFolderError(
             f"{run_dir} exists and is not empty: pass --resume to continue that run, or choose "
             "another --out (nothing was overwritten)"
@@ -81,7 +85,7 @@ def prepare_run_folder(run_dir: Path, resume: bool) -> Path | None:
 def _setup_logging(run_dir: Path, is_main: bool) -> None:
     logging.basicConfig(level=logging.INFO if is_main else logging.WARNING, format="%(message)s")
     if is_main:
-        handler = logging.FileHandler(run_dir / "train.log")
+        handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         logging.getLogger().addHandler(handler)
 
@@ -106,6 +110,7 @@ def _train(
     if run.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     _setup_logging(run_dir, run.is_main)
+    log.info("device: %s", describe_device(run.device))
     if resume and resume_from is None:  # said only now: before, logging was not set up
         log.info("no checkpoint in %s yet: starting from step 0", run_dir)
     torch.manual_seed(config.seed)  # the same initial networks on every rank

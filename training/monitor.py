@@ -5,7 +5,7 @@ The run's scalars, sample grids and loss plot are written by runtime/runlog.py.
 
 from __future__ import annotations
 
-import math
+import sys
 
 import torch
 
@@ -60,9 +60,9 @@ class NonFiniteAlarm:
 
     def check(self, run: distributed.Distributed) -> None:
         mine = int(self.first)
-        first = distributed.all_min(float(mine) if mine >= 0 else math.inf, run)
-        if first < math.inf:
+        first = distributed.all_min(mine if mine >= 0 else sys.maxsize, run)  # int64's largest
+        if first < sys.maxsize:
             raise TrainingCollapsed(
-                f"a loss became NaN or infinite at step {int(first)}: training stopped; the "
+                f"a loss became NaN or infinite at step {first}: training stopped; the "
                 "newest checkpoint before this is kept"
             )

@@ -23,6 +23,9 @@ and the tables stay identical. Rows are addressed by video key, never by positio
 that grows, or a config that filters other videos, maps each key to the same row on resume.
 A new row's initial value is a function of the seed and its key alone, so rows added on a
 resume differ from the first rows and from each other.
+The decays beta ** steps are computed in float64 where the device has it (the CPU and CUDA),
+in fp32 elsewhere: Apple's GPU (MPS) has no float64 (fp32's 1 - beta2 ** step is off by about
+1e-5 relative in the first steps, as 0.999 is not an fp32 number: harmless to Adam).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class VideoTable:
         self.exp_avg_sq = torch.zeros(0, dim, device=self.device)
         self.last_step = torch.zeros(0, dtype=torch.int64, device=self.device)
         self._step = torch.zeros((), dtype=torch.int64, device=self.device)  # Adam steps taken
+        self._decay_dtype = torch.float64 if self.device.type in ("cpu", "cuda") else torch.float32
         self._pending_rows: list[torch.Tensor] = []
         self._pending_grads: list[torch.Tensor] = []
         self._pending_valid: list[torch.Tensor] = []  # (rows,) bool: the gradient is kept
@@ -146,7 +150,7 @@ class VideoTable:
         if rows.numel() == 0:
             return
         self._step += valid.any()
-        step = self._step.double()
+        step = self._step.to(self._decay_dtype)
         # same[i, j]: entry j is a kept gradient of entry i's row.
         same = (rows[:, None] == rows[None, :]) & valid[None, :]
         grad = same.float() @ torch.where(valid[:, None], grads, 0.0)
@@ -154,7 +158,7 @@ class VideoTable:
         beta1, beta2 = self.betas
         # Steps since each row's moments were last updated, this one included: dense Adam
         # multiplied them by beta once per step, with a zero gradient on the idle ones.
-        elapsed = step - self.last_step[rows].double()
+        elapsed = step - self.last_step[rows].to(self._decay_dtype)
         self.last_step[rows] = torch.where(used, self._step, self.last_step[rows])
         keep = used[:, None]
         decay2 = torch.pow(beta2, elapsed).float()[:, None]
