@@ -6,7 +6,7 @@
 
 PERSON_MODEL: either kind (embedder_inference.py, fine_tuning_training.py). Keys: q quit, r
 recalibrate, s side by side, l landmarks. --output keeps a driving video's timing and sound;
-without a display use --no-window. SIGTERM stops like Ctrl-C: what was driven is kept.
+without a display use --no-window. SIGTERM, Ctrl-Break stop like Ctrl-C: what was driven is kept.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import utils  # noqa: F401  (first: torch's MPS fallback, utils/__init__.py)
 from dataset.landmarks import DetectorUnavailableError
 from dataset.video import VideoReadError
 from live.pipeline import DriveOptions, drive_source
@@ -26,7 +27,7 @@ from models.person_model import PersonModelError, load_person_model
 from params.config import ConfigError
 from runtime.cli import add_run_arguments, refuse_to_overwrite, run_settings, user_error
 from runtime.precision import PRECISIONS
-from utils.signals import sigterm_as_ctrl_c
+from utils.signals import stop_requests_as_ctrl_c
 
 USER_ERRORS = (PersonModelError, ConfigError, SinkError, VideoReadError)
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         person = load_person_model(args.model)
         run = run_settings(person.config, args)
-        with sigterm_as_ctrl_c():
+        with stop_requests_as_ctrl_c():
             summary, driver = drive_source(person, run.config, run.device, args.source, options)
     except (*USER_ERRORS, DetectorUnavailableError, OSError) as error:
         return user_error(error)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import torch
 
 from bench.results import machine_line, report
+from utils.memory import peak_rss_gib
 
 SECTION = "bench.train_step"
 VARIANTS = {  # name: (config file, overrides)
@@ -100,7 +100,7 @@ def run_variant(name: str, reps: int, count_flops: bool) -> dict[str, object]:
         "max": max(times),
         "first": first,
         "images_per_s": config.data.batch_size / statistics.median(times),
-        "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_gib": peak_rss_gib(),
         "threads": torch.get_num_threads(),
     }
     if count_flops:
@@ -133,6 +133,10 @@ def episode_ms(reps: int) -> float:
         return (time.perf_counter() - start) / reps * 1e3
 
 
+def _gib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} GiB"
+
+
 def table(results: list[dict[str, object]], baseline: str = "paper-fp32") -> str:
     base = next((r for r in results if r["variant"] == baseline), None)
     lines = [
@@ -148,7 +152,7 @@ def table(results: list[dict[str, object]], baseline: str = "paper-fp32") -> str
         flops = f"{r['tflop']:.2f}" if "tflop" in r else "-"
         lines.append(
             f"| {r['variant']} | {r['seconds']:.2f} ({r['min']:.2f}-{r['max']:.2f}) | "
-            f"{r['images_per_s']:.2f} | {ratio} | {r['peak_gib']:.2f} GiB | {flops} |"
+            f"{r['images_per_s']:.2f} | {ratio} | {_gib(r['peak_gib'])} | {flops} |"
         )
     return "\n".join(lines)
 
@@ -177,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if name in ("paper-bf16-cl", "tiny-fp32"):
             command.append("--flops")
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        output = subprocess.run(
+            command, capture_output=True, text=True, encoding="utf-8", errors="replace", check=True
+        ).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), flush=True)
     loading = episode_ms(20)

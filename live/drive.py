@@ -24,6 +24,7 @@ from dataset.landmarks import LandmarkDetector, detector_from_config
 from dataset.stabilizer import BoxStabilizer, StabilizerSettings
 from dataset.video import VideoReadError
 from live.retarget import Retargeter
+from live.sinks import VirtualCameraSink
 from live.sources import Frame
 from models.person_model import PersonModel
 from params.config import Config
@@ -191,7 +192,9 @@ def drive(
     until the source ends, the window's q, or Ctrl-C (SIGTERM); on_frame(frames written so
     far) after each frame. Then the sinks are closed and
     taken out of the list, a video file getting its name only now; a source that gave no frame
-    raises VideoReadError and leaves the sinks to the caller (to discard)."""
+    raises VideoReadError, and a camera that is the virtual camera being sent to raises
+    SinkError (VirtualCameraSink.check_not_echoed), both leaving the sinks to the caller (to
+    discard)."""
     side, landmarks, frames, interrupted = side_by_side, False, 0, False
     start = time.perf_counter()
     try:
@@ -200,6 +203,8 @@ def drive(
             picture = compose(driven, side, landmarks)
             written = time.perf_counter()
             for sink in sinks:
+                if source.live and isinstance(sink, VirtualCameraSink):
+                    sink.check_not_echoed(frame.image, source.name)
                 sink.write(picture, frame.time)
             driver.times.add("write", (time.perf_counter() - written) * 1e3)
             frames += 1

@@ -11,6 +11,7 @@ instead of PyTorch.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,9 @@ import torch
 from dataset.value_range import image_to_tensor, tensor_to_image
 from live.export import export_person, person_network
 from models.person_model import PersonModel
+from runtime.compiler import compiler_hint
 from runtime.precision import resolve_precision
+from utils.device import onnx_providers
 
 BACKENDS = ("torch", "onnx")
 
@@ -46,24 +49,48 @@ class TorchRenderer:
         )
         network = person_network(person).to(device, self.dtype)
         self.network = network.to(memory_format=torch.channels_last)
+        self._eager = None  # while the first compiled call is to come: the network without it
         if compile_model:
             import torch._inductor.config as inductor
 
             inductor.freezing = True  # weights become constants: folded and pre-packed
+            self._eager = self.network
             self.network = torch.compile(self.network, mode=compile_mode(device))
 
     @torch.inference_mode()
     def __call__(self, picture: np.ndarray) -> np.ndarray:
         """RGB uint8 landmark picture (S, S, 3) -> RGB uint8 frame (S, S, 3)."""
         tensor = image_to_tensor(picture, self.activation)[None].to(self.device, self.dtype)
-        out = self.network(tensor.contiguous(memory_format=torch.channels_last))
+        out = self._forward(tensor.contiguous(memory_format=torch.channels_last))
         return tensor_to_image(out[0].float(), self.activation)
+
+    def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The network's output; the first compiled call compiles, and where compiling fails
+        (most often: no C++ compiler) the run goes on without it after one warning line."""
+        if self._eager is None:
+            return self.network(tensor)
+        try:
+            out = self.network(tensor)
+        except Exception as error:  # inductor's many failures: compiler, headers, OpenMP
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            warnings.warn(
+                f"--compile: torch.compile failed ({type(error).__name__}: {reason[:200]}); "
+                f"driving without it. {compiler_hint()}",
+                stacklevel=2,
+            )
+            self.network = self._eager
+            out = self.network(tensor)
+        self._eager = None
+        return out
 
 
 class OnnxRenderer:
-    """The exported person generator in onnxruntime (fp32)."""
+    """The exported person generator in onnxruntime (fp32), on device's GPU when it is a CUDA
+    GPU and onnxruntime has CUDA, else on the CPU (utils/device.onnx_providers)."""
 
-    def __init__(self, person: PersonModel, threads: int | None = None) -> None:
+    def __init__(
+        self, person: PersonModel, device: torch.device, threads: int | None = None
+    ) -> None:
         import onnxruntime
 
         self.activation = person.config.model.output_activation
@@ -72,9 +99,8 @@ class OnnxRenderer:
             options = onnxruntime.SessionOptions()
             if threads:
                 options.intra_op_num_threads = threads
-            self.session = onnxruntime.InferenceSession(
-                str(path), options, providers=onnxruntime.get_available_providers()
-            )
+            providers = onnx_providers(device, onnxruntime.get_available_providers())
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
 
     def __call__(self, picture: np.ndarray) -> np.ndarray:
         tensor = image_to_tensor(picture, self.activation)[None].numpy()
@@ -88,5 +114,5 @@ def make_renderer(
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
     if backend == "onnx":
-        return OnnxRenderer(person, torch.get_num_threads())
+        return OnnxRenderer(person, device, torch.get_num_threads())
     return TorchRenderer(person, device, precision, compile_model)

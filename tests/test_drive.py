@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import errno
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import types
@@ -17,16 +15,18 @@ import pytest
 import torch
 from phone_videos import audio_seconds
 from phone_videos import write_video as write_phone_video
+from stop_requests import WAYS, ask_to_stop, stop_file
 from synthetic_videos import built_store, still_frame
 
 from dataset.face import face_radius
 from dataset.landmarks import make_detector
 from dataset.synthetic import face_pictures, moving_clip, write_video
-from dataset.video import decode, iter_frames
+from dataset.video import decode, iter_frames, probe
 from embedder_inference import main as embed_main
 from live.drive import Driver
 from live.retarget import Retargeter
 from live.sinks import VideoFileSink
+from live.sources import Frame
 from params.config import PARAMS_DIR, load_config
 from training.loop import train
 from utils.images import save_image
@@ -57,13 +57,7 @@ def person_and_driver(tmp_path_factory):
 
 
 def read_video(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames, capture.get(cv2.CAP_PROP_FPS)
-        frames.append(frame)
+    return list(iter_frames(path)), probe(path).fps
 
 
 def test_a_video_drives_the_person_into_an_mp4_of_the_same_frames(
@@ -144,7 +138,7 @@ def test_missing_or_wrong_model_files_are_clear_errors(person_and_driver, tmp_pa
     out = ["--source", str(driver), "--no-window", "--output", str(tmp_path / "o.mp4")]
     assert drive_main(["--model", str(tmp_path / "missing.pt"), *out]) == 2
     assert "no person model at" in capsys.readouterr().err
-    (tmp_path / "notes.pt").write_text("not a model")
+    (tmp_path / "notes.pt").write_text("not a model", encoding="utf-8")
     assert drive_main(["--model", str(tmp_path / "notes.pt"), *out]) == 2
     assert "notes.pt is not a readable person model" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
@@ -163,7 +157,9 @@ def test_the_window_opens_under_a_virtual_display(person_and_driver, tmp_path):
         "--source",
         str(driver),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        command, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "12 frames" in result.stdout
 
@@ -220,17 +216,20 @@ def test_live_driving_crops_through_the_stabiliser(monkeypatch):
     assert moved < 0.3 * raw
 
 
-def test_sigterm_keeps_what_was_driven_as_a_playable_mp4(
-    person_and_driver, tmp_path, monkeypatch, capsys
+@pytest.mark.parametrize("way", WAYS[1:])
+def test_a_stop_keeps_what_was_driven_as_a_playable_mp4(
+    person_and_driver, tmp_path, monkeypatch, capsys, way
 ):
-    """kill (SIGTERM) at frame 6 of 12: before, an unplayable temp file and no mp4."""
+    """kill (SIGTERM), or the stop file, at frame 6 of 12: before, an unplayable temp file
+    and no mp4."""
+    stop = stop_file(monkeypatch, tmp_path)
     person, driver = person_and_driver
     original, calls = Driver.__call__, []
 
     def killed_at_frame_6(self, frame):
         calls.append(1)
         if len(calls) == 6:
-            os.kill(os.getpid(), signal.SIGTERM)
+            ask_to_stop(way, stop)
         return original(self, frame)
 
     monkeypatch.setattr(Driver, "__call__", killed_at_frame_6)
@@ -324,7 +323,7 @@ def test_bad_frame_rates_and_unmakeable_outputs_are_messages(person_and_driver, 
     for fps in ("-5", "nan", "1e12", "0"):  # before: tracebacks, or 0 read as "the source's"
         with pytest.raises(SystemExit):
             drive_main([*command, "--output", str(tmp_path / "o.mp4"), "--fps", fps])
-    (tmp_path / "file").write_text("in the way")
+    (tmp_path / "file").write_text("in the way", encoding="utf-8")
     assert drive_main([*command, "--output", str(tmp_path / "file" / "x.mp4")]) == 2
     assert "Traceback" not in capsys.readouterr().err
 
@@ -356,3 +355,59 @@ def test_live_compile_replays_cuda_graphs_on_a_gpu_and_keeps_the_default_on_a_cp
     # A batch-1 frame on a GPU is launch-bound: one CUDA graph replay. The CPU keeps the
     # default mode, with the weights frozen into constants.
     assert modes == ["reduce-overhead", None]
+
+
+class _LoopbackCamera:
+    """pyvirtualcam.Camera as a camera device that readers can see (OBS's virtual camera)."""
+
+    last: np.ndarray | None = None
+    device = "OBS Virtual Camera"
+
+    def __init__(self, width, height, fps):
+        pass
+
+    def send(self, image):
+        _LoopbackCamera.last = image.copy()
+
+    def sleep_until_next_frame(self):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("echo", [True, False])
+def test_driving_from_our_own_virtual_camera_is_named(person_and_driver, monkeypatch, capsys, echo):
+    """Camera 0 is often OBS's virtual camera on Windows and macOS: with --virtual-camera the
+    avatar then drives itself. Shown back (scaled, as cameras do) for 15 frames, it is named;
+    a real camera driving the same run is not."""
+    import live.pipeline
+
+    person, driver = person_and_driver
+    real = [frame.image for frame in decode(driver)]
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", types.SimpleNamespace(Camera=_LoopbackCamera))
+
+    class Camera0:
+        live, name, fps, file, unreadable = True, "0", 25.0, None, []
+
+        def __init__(self, source, fps=None):
+            pass
+
+        def __iter__(self):
+            for index in range(30):
+                if echo and index >= 3:
+                    image = cv2.resize(_LoopbackCamera.last, None, fx=2, fy=2)
+                else:
+                    image = real[index % len(real)]
+                yield Frame(image, index, 0.0, index / 25.0)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(live.pipeline, "FrameSource", Camera0)
+    command = ["--model", str(person), "--source", "0", "--no-window", "--virtual-camera"]
+    assert drive_main(command) == (2 if echo else 0)
+    error = capsys.readouterr().err
+    assert (
+        "camera 0 shows what is sent to the virtual camera (OBS Virtual Camera)" in error
+    ) == echo

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +9,7 @@ import onnxruntime
 import pytest
 import torch
 from skimage import data as skimage_data
+from stop_requests import WAYS, ask_to_stop, stop_file
 from synthetic_videos import BuiltStore, built_store, still_frame, unseen_cut_clip
 from torchmetrics.functional.image import structural_similarity_index_measure
 
@@ -475,7 +474,7 @@ def test_machine_and_input_problems_are_messages_not_tracebacks(
 ):
     """A folder that cannot be made (a file in the way: what a read-only or full disk gives
     as well), an empty folder and a pattern without match are named, with exit 2."""
-    (tmp_path / "file").write_text("in the way")
+    (tmp_path / "file").write_text("in the way", encoding="utf-8")
     photo = astronaut_video / "photo.jpg"
     assert embed(meta_path, tmp_path / "file" / "person.pt", photo) == 2
     assert f"error: {tmp_path / 'file'}" in capsys.readouterr().err
@@ -511,11 +510,14 @@ def test_a_diverged_fine_tuning_writes_nothing(meta_path, astronaut_video, tmp_p
     assert "diverged" in capsys.readouterr().err and not out.exists()
 
 
-def test_sigterm_during_fine_tuning_saves_the_step_and_resumes_exactly(
-    meta_path, astronaut_video, tmp_path, monkeypatch
+@pytest.mark.parametrize("way", WAYS[1:])
+def test_a_stop_during_fine_tuning_saves_the_step_and_resumes_exactly(
+    meta_path, astronaut_video, tmp_path, monkeypatch, way
 ):
-    """kill in step 3 with checkpoints every 100 steps: before, the steps since the last
-    checkpoint were lost (up to 11 minutes at 256 px); now step 3 is finished and saved."""
+    """kill, or the app's Stop, in step 3 with checkpoints every 100 steps: before, the steps
+    since the last checkpoint were lost (up to 11 minutes at 256 px); now step 3 is finished
+    and saved."""
+    stop = stop_file(monkeypatch, tmp_path)
     person = tmp_path / "one.pt"
     assert embed(meta_path, person, astronaut_video / "photo.jpg") == 0
 
@@ -538,7 +540,7 @@ def test_sigterm_during_fine_tuning_saves_the_step_and_resumes_exactly(
     def killed_in_step_3(self, frames, pictures):
         calls.append(1)
         if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
+            ask_to_stop(way, stop)
         return original(self, frames, pictures)
 
     with monkeypatch.context() as patch:

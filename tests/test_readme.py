@@ -67,7 +67,11 @@ def python_target(words: list[str]) -> tuple[str, list[str]] | None:
 
 def readme_python_commands() -> list[tuple[str, list[str]]]:
     found = []
-    for block in (block for doc in DOCS_WITH_COMMANDS for block in shell_blocks(doc.read_text())):
+    for block in (
+        block
+        for doc in DOCS_WITH_COMMANDS
+        for block in shell_blocks(doc.read_text(encoding="utf-8"))
+    ):
         for words in commands(block):
             target = python_target(words)
             if target is not None and target[0] not in {"venv", "pytest", "pip"}:
@@ -76,12 +80,27 @@ def readme_python_commands() -> list[tuple[str, list[str]]]:
 
 
 def test_the_first_two_commands_are_the_demo_and_the_tests():
-    blocks = shell_blocks(README.read_text())
+    blocks = shell_blocks(README.read_text(encoding="utf-8"))
     assert blocks[0].strip() == DEMO
     assert blocks[1].strip() == TESTS
-    ci = (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert ".venv/bin/python -m pytest -q" in ci, "CI must run the README's test command"
-    assert "from examples.demo import main" in (ROOT / "tests" / "test_examples.py").read_text()
+    assert "from examples.demo import main" in (ROOT / "tests" / "test_examples.py").read_text(
+        encoding="utf-8"
+    )
+
+
+def test_the_windows_commands_are_the_same_two():
+    """PowerShell's pair (Windows PowerShell 5 has no &&; the venv's programs are in
+    Scripts\\) does what the POSIX pair does."""
+    (block,) = re.findall(r"```powershell\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    posix = [
+        line.replace("py -m venv", "python3 -m venv")
+        .replace(".venv\\Scripts\\", ".venv/bin/")
+        .replace("; ", " && ")
+        for line in block.strip().splitlines()
+    ]
+    assert posix == [DEMO, TESTS]
 
 
 def test_the_readme_has_python_commands_to_check():

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 from pathlib import Path
 
 import filelock
 import pytest
 import torch
+from stop_requests import WAYS, ask_to_stop, stop_file
 from synthetic_videos import BuiltStore, built_store
 
 from dataset.store import read_manifest
@@ -77,7 +76,7 @@ def test_resume_gives_the_same_parameters_as_no_interruption(built, tmp_path):
 def test_a_run_folder_is_never_overwritten_and_resume_needs_a_checkpoint(built, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "notes.txt").write_text("mine")
+    (run / "notes.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(RunFolderError, match="pass --resume"):
         train(tiny(built, 1), run, progress_bar=False)
     with pytest.raises(RunFolderError, match="not a run folder"):
@@ -159,7 +158,7 @@ def test_the_run_folder_shows_what_happened(built, tmp_path):
         assert (run / name).is_file(), name
     assert len(list((run / "samples").glob("samples-*.png"))) == 2
     assert list((run / "tensorboard").iterdir())
-    logged = (run / "metrics.jsonl").read_text()
+    logged = (run / "metrics.jsonl").read_text(encoding="utf-8")
     for term in (
         "loss_g/vgg19",
         "loss_g/vggface",
@@ -233,23 +232,24 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(built, tmp_path, m
     assert [p.name for p in list_checkpoints(run)] == ["step-000000002.pt"]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("way", WAYS)
 def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(
-    built, tmp_path, monkeypatch, capsys, signum
+    built, tmp_path, monkeypatch, capsys, way
 ):
     """Ctrl-C (or SIGTERM, what kill, Slurm and docker stop send; before: killed without a
-    checkpoint) in the middle of step 3: step 3 is finished and saved; resuming to 5 = 5 at
-    once."""
+    checkpoint; or the stop file, the app's way on every OS) in the middle of step 3: step 3 is
+    finished and saved; resuming to 5 = 5 at once."""
     straight, run = tmp_path / "straight", tmp_path / "run"
     train(tiny(built, 5), straight, progress_bar=False)
     import runtime.adversarial_update as update
 
     original, calls = update.match_term, []
+    stop = stop_file(monkeypatch, tmp_path)
 
     def ctrl_c_in_step_3(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
-            os.kill(os.getpid(), signum)
+            ask_to_stop(way, stop)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(update, "match_term", ctrl_c_in_step_3)
@@ -288,12 +288,12 @@ def test_a_damaged_record_is_replaced_logged_and_counted(built, tmp_path, caplog
     run = tmp_path / "run"
     train(tiny(built, 4, f"data.store={store}", "train.log_every=4"), run, progress_bar=False)
     assert str(damaged) in caplog.text and caplog.text.count(str(damaged)) == 1
-    last = (run / "metrics.jsonl").read_text().splitlines()[-1]
+    last = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1]
     assert '"data/replaced_records": ' in last and '"data/replaced_records": 0.0' not in last
 
 
 def test_a_run_folder_that_cannot_be_made_is_an_error_message(built, tmp_path, capsys):
-    (tmp_path / "file").write_text("in the way")
+    (tmp_path / "file").write_text("in the way", encoding="utf-8")
     start = ["--config", "params/tiny.yaml", "--data", str(built.store)]
     assert train_main([*start, "--out", str(tmp_path / "file" / "run"), "--no-progress"]) == 2
     assert f"error: {tmp_path / 'file'}" in capsys.readouterr().err

@@ -10,6 +10,7 @@ of W on the same x_hat, as in the authors' and the reference's training.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,7 @@ from loss.perceptual import ContentLoss
 from network import Discriminator, Embedder, Generator
 from params.config import Config
 from runtime.adversarial_update import AdversarialUpdate
+from runtime.compiler import compile_problem
 from runtime.optimizer import make_adam
 from runtime.precision import Precision
 from training.distributed import Distributed
@@ -69,7 +71,7 @@ class MetaLearner:
         # more than one bucket (pytorch/pytorch#113415). In place, D is one compiled module for
         # both of its callers (its hinge step at batch 2B, the generator side's frozen view at
         # B: two static graphs, no recompiling), and state dicts keep their keys.
-        if config.train.compile:
+        if config.train.compile and not _compile_problem_said(device):
             for module in (self.embedder, self.generator, self.discriminator, content_loss):
                 module.compile(dynamic=False)
         # What a step calls: DDP wrappers under torchrun. The generator side's frozen pass of D
@@ -152,3 +154,12 @@ class MetaLearner:
             network.load_state_dict(state[name])
         self.update.load_state_dict(state)
         self.table.load_state_dict(state["table"])
+
+
+def _compile_problem_said(device: torch.device) -> bool:
+    """True, after one warning line, when torch.compile cannot work on device: training then
+    runs without it instead of failing at its first step (runtime/compiler.py)."""
+    problem = compile_problem(device)
+    if problem:
+        warnings.warn(f"train.compile: {problem}; training without it", stacklevel=3)
+    return problem is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import sys
 
 
 @functools.cache
@@ -29,3 +30,14 @@ def release_free_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def peak_rss_gib() -> float | None:
+    """This process's peak resident memory in GiB (getrusage's ru_maxrss, which Linux counts
+    in KiB and macOS in bytes), or None where there is no getrusage (Windows)."""
+    try:
+        import resource  # POSIX only: imported here so that this module loads everywhere
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**30 if sys.platform == "darwin" else 2**20)
