@@ -315,8 +315,9 @@ def _record_files(store: Path) -> Iterator[tuple[Path, str, str]]:
 
 
 def _folded(name: str) -> str:
-    """name as a case-insensitive disk compares it (macOS's also ignores Unicode composition)."""
-    return unicodedata.normalize("NFC", name).casefold()
+    """name as a case-insensitive disk compares it (macOS's also ignores Unicode composition):
+    letter by letter, so 'ß' and 'ss' stay two names (casefold would make them one)."""
+    return unicodedata.normalize("NFC", name).upper().lower()
 
 
 def check_case_twins(store: Path, keys: Iterable[str]) -> None:

@@ -22,6 +22,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import utils  # noqa: F401  (before torch: its MPS fallback, utils/__init__.py)
+
+# isort: split
 import torch
 
 from bench.model_stats import parameter_count

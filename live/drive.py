@@ -163,7 +163,7 @@ def overlay(image: np.ndarray, fps: float, face: bool) -> np.ndarray:
 class DriveSummary:
     frames: int  # frames driven and written
     seconds: float  # wall time of the loop
-    interrupted: bool  # stopped by Ctrl-C or SIGTERM
+    interrupted: bool  # stopped by Ctrl-C or a stop request (utils/signals.py)
     unreadable: list[str] = field(default_factory=list)  # images of a folder source skipped
 
     def describe(self, driver: Driver) -> str:
@@ -189,7 +189,7 @@ def drive(
     on_frame: Callable[[int], None] | None = None,
 ) -> DriveSummary:
     """Every frame of source through driver into every sink and the window (None: no window),
-    until the source ends, the window's q, or Ctrl-C (SIGTERM); on_frame(frames written so
+    until the source ends, the window's q, or Ctrl-C (a stop request); on_frame(frames written so
     far) after each frame. Then the sinks are closed and
     taken out of the list, a video file getting its name only now; a source that gave no frame
     raises VideoReadError, and a camera that is the virtual camera being sent to raises

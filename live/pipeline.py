@@ -45,8 +45,8 @@ def drive_source(
 
     Raises SinkError (an output that cannot be written), VideoReadError (a source that cannot
     be read or gives no frame), DetectorUnavailableError, ConfigError, OSError; whatever the
-    error, no half-written output is left and the source is closed. Ctrl-C (SIGTERM inside
-    utils.signals.stop_requests_as_ctrl_c) ends the run with what was driven kept."""
+    error, no half-written output is left and the source is closed. Ctrl-C (or a stop request
+    inside utils.signals.stop_requests_as_ctrl_c) ends the run with what was driven kept."""
     sinks, source = [], None
     try:
         person.to(device)

@@ -20,7 +20,7 @@ import torch
 from dataset.value_range import image_to_tensor, tensor_to_image
 from live.export import export_person, person_network
 from models.person_model import PersonModel
-from runtime.compiler import compiler_hint
+from runtime.compiler import compiler_hint, describe
 from runtime.precision import resolve_precision
 from utils.device import onnx_providers
 
@@ -72,10 +72,9 @@ class TorchRenderer:
         try:
             out = self.network(tensor)
         except Exception as error:  # inductor's many failures: compiler, headers, OpenMP
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
             warnings.warn(
-                f"--compile: torch.compile failed ({type(error).__name__}: {reason[:200]}); "
-                f"driving without it. {compiler_hint()}",
+                f"--compile: torch.compile failed ({describe(error)}); driving without it. "
+                f"{compiler_hint(self.device)}",
                 stacklevel=2,
             )
             self.network = self._eager

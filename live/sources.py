@@ -162,7 +162,10 @@ class FrameSource:
 
     def __iter__(self) -> Iterator[Frame]:
         while True:
-            item = self._queue.get()
+            try:  # short waits: a stop request (utils/signals.py) is taken between them
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
             if item is _END:
                 if self.error is not None:
                     raise VideoReadError(f"reading {self.name} failed: {self.error}")

@@ -332,7 +332,7 @@ def _distill(
     tune = config.distill
     log = RunLog(work)
     bar = tqdm(total=tune.steps, initial=step, unit="step", disable=not progress, desc="distilling")
-    stop = StopRequest(enabled=True)  # Ctrl-C (or SIGTERM) finishes the step and saves it
+    stop = StopRequest(enabled=True)  # Ctrl-C, or a stop request, finishes the step and saves it
     stop.install()
     try:
         while step < tune.steps:

@@ -257,7 +257,7 @@ def _fine_tune(
         if stop.requested and done < steps:
             raise KeyboardInterrupt  # the finished step is saved: --resume continues from it
 
-    stop = StopRequest(enabled=True)  # Ctrl-C (or SIGTERM) finishes the step and saves it
+    stop = StopRequest(enabled=True)  # Ctrl-C, or a stop request, finishes the step and saves it
     stop.install()
     try:
         run_steps(tuner, data, config, step, steps, after_step)

@@ -1,7 +1,7 @@
-"""Whether torch.compile can work here: inductor writes C++ for the CPU, which a C++ compiler
-must build at the first call (on macOS also with OpenMP), and Triton kernels for CUDA GPUs.
-Windows and macOS laptops often have neither compiler; the commands then run without compiling
-after one warning line instead of failing at the first frame or step."""
+"""Whether torch.compile works here: inductor writes C++ for the CPU, which a C++ compiler must
+build (on macOS with OpenMP too), and Triton kernels for CUDA GPUs. Windows and macOS laptops
+often lack them; the commands then run uncompiled after one warning line instead of failing at
+the first frame or step."""
 
 from __future__ import annotations
 
@@ -17,30 +17,32 @@ COMPILER_HINT = {
     "(brew install libomp).",
     "linux": "It needs a C++ compiler (e.g. apt install g++).",
 }
+TRITON_HINT = "On a CUDA GPU it needs Triton (pip install triton; on Windows: triton-windows)."
 
 
-def compiler_hint() -> str:
+def compiler_hint(device: torch.device) -> str:
+    """What to install for torch.compile on device, on this OS."""
+    if device.type == "cuda":
+        return TRITON_HINT
     return COMPILER_HINT.get(sys.platform, COMPILER_HINT["linux"])
 
 
 def compile_problem(device: torch.device) -> str | None:
-    """None when torch.compile's code generator for device finds what it needs (a C++
-    compiler for the CPU, found as inductor finds it; Triton for a CUDA GPU); otherwise one
-    line saying what is missing and how to get it."""
-    if device.type == "cuda":
-        from torch.utils._triton import has_triton
+    """None when torch.compile works on device, else one line: why not, and what to install.
 
-        if has_triton():
-            return None
-        return (
-            "torch.compile needs Triton for CUDA GPUs (pip install triton; Windows: triton-windows)"
-        )
-    if device.type != "cpu":
-        return None  # Apple's GPU: inductor writes Metal shaders, built by the OS
-    from torch._inductor.cpp_builder import get_cpp_compiler
-
+    Tried on a two-operation function, compiled and run once (a few seconds): a compiler that
+    is found but cannot build (macOS's clang without OpenMP) fails here as it would at the
+    first step.
+    """
     try:
-        get_cpp_compiler()
-    except Exception as error:  # InvalidCxxCompiler, or MSVC's own checks on Windows
-        return f"torch.compile finds no C++ compiler ({type(error).__name__}). {compiler_hint()}"
+        trial = torch.compile(lambda x: torch.sin(x) * 2.0 + 1.0, dynamic=False)
+        trial(torch.ones(8, device=device))
+    except Exception as error:  # inductor's many failures: compiler, headers, OpenMP, Triton
+        return f"torch.compile does not work here ({describe(error)}). {compiler_hint(device)}"
     return None
+
+
+def describe(error: Exception) -> str:
+    """'Type: first line' of a compile failure, at most 200 characters."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:200] if text else ''}"

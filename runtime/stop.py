@@ -1,5 +1,5 @@
-"""Ctrl-C (and SIGTERM, utils/signals.py) during training or fine-tuning: finish the step,
-save it, stop.
+"""Ctrl-C (or a stop request: SIGTERM, Ctrl-Break, the app's stop file; utils/signals.py)
+during training or fine-tuning: finish the step, save it, stop.
 
 A KeyboardInterrupt raised in the middle of a step would leave the generator updated and the
 discriminator not, and a checkpoint of that state would not resume exactly. The first Ctrl-C
@@ -43,4 +43,4 @@ class StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        log.info("Ctrl-C or SIGTERM: stopping after this step (again: at once, unsaved)")
+        log.info("stop requested: stopping after this step (again: at once, unsaved)")

@@ -106,9 +106,16 @@ class NoFloat64OnTheDevice(TorchDispatchMode):
         return out
 
 
-def test_a_meta_step_makes_no_float64_on_the_device(tiny_config):
+def test_a_meta_step_makes_no_float64_on_the_device(tiny_config, monkeypatch):
     """The real step (networks, losses, optimisers, W's row-wise Adam) on PyTorch's 'meta'
-    device, which stands for a GPU: float64 stays on the host (the optimisers' step counts)."""
+    device, standing for Apple's GPU: float64 stays on the host (the optimisers' step counts).
+    W's decays take the dtype decay_dtype gives Apple's GPU (CUDA and the CPU keep float64)."""
+    from training import video_table
+
+    assert video_table.decay_dtype(torch.device("mps")) == torch.float32
+    assert video_table.decay_dtype(torch.device("cuda")) == torch.float64
+    real = video_table.decay_dtype
+    monkeypatch.setattr(video_table, "decay_dtype", lambda device: real(torch.device("mps")))
     run = Distributed(0, 1, 0, torch.device("meta"))
     with pytest.warns(UserWarning, match="RANDOM"):
         learner = MetaLearner(tiny_config, run, Precision("fp32", run.device))
@@ -152,7 +159,9 @@ def test_what_the_ranks_exchange_is_never_float64(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "command", [Path(script).stem for script in SCRIPTS] + ["dataset.preprocess", "person.distill"]
+    "command",
+    [Path(script).stem for script in SCRIPTS]
+    + ["dataset.preprocess", "person.distill", "examples.forward_pass"],
 )
 def test_a_command_loads_torch_with_the_mps_cpu_fallback_on(command):
     """Torch reads PYTORCH_ENABLE_MPS_FALLBACK once, as it loads: each script and python -m

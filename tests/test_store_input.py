@@ -12,6 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 from synthetic_videos import BuiltStore, built_store
+from windows_files import make_link
 
 from dataset.preprocess import main as preprocess_main
 from dataset.store import (
@@ -121,7 +122,7 @@ def test_the_skip_log_is_never_written_through_a_link(built, tmp_path, capsys):
     victim.write_text("precious\n", encoding="utf-8")
     log = next((store / "skipped").glob("*.tsv"))
     log.unlink()
-    log.symlink_to(victim)
+    make_link(log, victim)
     command = ["--src", str(built.tree.root), "--dst", str(store), "--workers", "0"]
     command += ["--config", "params/tiny.yaml", "--set", "data.frames_per_video=6"]
     assert preprocess_main(command) == 2

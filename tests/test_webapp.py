@@ -51,7 +51,7 @@ class WindowsPopen(subprocess.Popen):
     signal may be sent: on Windows os.kill and terminate() end it at once, unsaved."""
 
     def __init__(self, *args, creationflags: int = 0, **kwargs):
-        assert creationflags == 0x200 and "start_new_session" not in kwargs
+        assert creationflags == 0x08000200 and "start_new_session" not in kwargs
         super().__init__(*args, start_new_session=True, **kwargs)  # Linux's equivalent
 
     def send_signal(self, sig):

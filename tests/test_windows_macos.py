@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from windows_files import make_link, real_unlink
 
 import utils.files
 from utils.files import open_for_append, remove_folder, replace_file
@@ -86,6 +87,58 @@ def test_a_stop_asked_for_while_the_command_starts_is_kept(tmp_path, monkeypatch
             time.sleep(0.02)
 
 
+def test_a_stop_file_stops_where_ctrl_c_is_ignored(tmp_path, monkeypatch):
+    """A job of an app started in the background (`python app.py &`) inherits an ignored
+    SIGINT: the request still stops it (before: the file was taken and nothing happened)."""
+    stop = tmp_path / "job.stop"
+    monkeypatch.setenv(STOP_FILE_VARIABLE, str(stop))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(KeyboardInterrupt), stop_requests_as_ctrl_c():
+            stop.touch()
+            for _ in range(500):
+                time.sleep(0.02)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_each_stop_request_is_delivered_the_second_as_a_second_ctrl_c(tmp_path, monkeypatch):
+    """The first asks for a stop after the step; the second, as a second Ctrl-C, at once (on
+    Windows nothing else can end a job that hangs)."""
+    stop = tmp_path / "job.stop"
+    monkeypatch.setenv(STOP_FILE_VARIABLE, str(stop))
+    taken = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: taken.append(signum))
+    try:
+        with stop_requests_as_ctrl_c():
+            for count in (1, 2):
+                stop.touch()
+                deadline = time.monotonic() + 10
+                while len(taken) < count and time.monotonic() < deadline:
+                    time.sleep(0.02)
+        assert len(taken) == 2 and not stop.exists()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_stop_left_by_an_earlier_job_does_not_stop_the_next(tmp_path):
+    """Stop pressed as a job ended leaves its file: the next job (Resume) must not take it."""
+    from webapp.jobs import Job
+
+    out = tmp_path / "person_tuned.pt"
+    script = (
+        "import time, sys\n"
+        "from utils.signals import stop_requests_as_ctrl_c\n"
+        "with stop_requests_as_ctrl_c():\n"
+        "    time.sleep(1.5)\n"
+        f"open({str(out)!r}, 'w').close()\n"
+    )
+    Job(["-c", "pass"], out, 1).stop_file.touch()  # an earlier job's request, never taken
+    job = Job(["-c", script], out, 1)
+    assert job.wait(60) and job.status == 0, job.log.read_text(encoding="utf-8")
+    assert out.exists()
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM cannot be delivered on Windows")
 def test_sigterm_still_acts_as_ctrl_c_on_posix():
     with pytest.raises(KeyboardInterrupt), stop_requests_as_ctrl_c():
@@ -98,7 +151,8 @@ def test_jobs_start_outside_the_apps_process_group(monkeypatch):
     once (before: the job got SIGINT and then SIGTERM, and stopped unsaved)."""
     assert new_process_group() == {"start_new_session": True}
     monkeypatch.setattr(sys, "platform", "win32")
-    assert new_process_group() == {"creationflags": 0x200}  # CREATE_NEW_PROCESS_GROUP
+    # CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW: closing the app's console does not end it
+    assert new_process_group() == {"creationflags": 0x08000200}
 
 
 def test_appends_refuse_a_link_without_o_nofollow(tmp_path, monkeypatch):
@@ -106,12 +160,30 @@ def test_appends_refuse_a_link_without_o_nofollow(tmp_path, monkeypatch):
     monkeypatch.delattr(os, "O_NOFOLLOW", raising=False)
     target, link = tmp_path / "elsewhere.txt", tmp_path / "skipped.log"
     target.write_text("", encoding="utf-8")
-    link.symlink_to(target)
+    make_link(link, target)
     with pytest.raises(OSError, match="symbolic link"):
         open_for_append(link)
     with open_for_append(tmp_path / "plain.log") as handle:
         handle.write("ünïcode\n")
     assert (tmp_path / "plain.log").read_text(encoding="utf-8") == "ünïcode\n"
+
+
+def test_a_link_made_between_the_look_and_the_open_is_refused(tmp_path, monkeypatch):
+    """Without O_NOFOLLOW the path is looked at again after the open."""
+    monkeypatch.delattr(os, "O_NOFOLLOW", raising=False)
+    target, log = tmp_path / "elsewhere.txt", tmp_path / "skipped.log"
+    target.write_text("", encoding="utf-8")
+    real_open = os.open
+
+    def open_then_swapped(path, flags, mode=0o777):
+        fd = real_open(path, flags, mode)
+        real_unlink(path)  # while open: what Windows refuses; this race is POSIX's
+        make_link(Path(path), target)
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_swapped)
+    with pytest.raises(OSError, match="symbolic link"):
+        open_for_append(log)
 
 
 def _hold(path: Path, seconds: float) -> threading.Thread:
@@ -129,7 +201,13 @@ def _hold(path: Path, seconds: float) -> threading.Thread:
     return thread
 
 
-def test_a_file_held_open_briefly_is_replaced_once_let_go(tmp_path):
+@pytest.fixture
+def windows_waits(monkeypatch):
+    """utils.files as on Windows, where a rename waits out another program's brief hold."""
+    monkeypatch.setattr(utils.files, "WAIT_FOR_HOLDS", True)
+
+
+def test_a_file_held_open_briefly_is_replaced_once_let_go(tmp_path, windows_waits):
     """The page reads loss.png while the job writes the next one: under Windows' rules
     (tests/windows_files.py) the rename waits instead of failing the job."""
     target, new = tmp_path / "loss.png", tmp_path / "new.png"
@@ -141,7 +219,7 @@ def test_a_file_held_open_briefly_is_replaced_once_let_go(tmp_path):
     assert target.read_bytes() == b"new"
 
 
-def test_a_file_held_open_for_long_is_named_in_the_error(tmp_path, monkeypatch):
+def test_a_file_held_open_for_long_is_named_in_the_error(tmp_path, monkeypatch, windows_waits):
     monkeypatch.setattr(utils.files, "WAIT_SECONDS", 0.3)
     target, new = tmp_path / "driven.mp4", tmp_path / "new.mp4"
     target.write_bytes(b"old")
@@ -153,7 +231,9 @@ def test_a_file_held_open_for_long_is_named_in_the_error(tmp_path, monkeypatch):
     assert error.value.filename == str(target) and target.read_bytes() == b"old"
 
 
-def test_a_work_folder_with_a_held_file_is_left_with_a_warning(tmp_path, monkeypatch):
+def test_a_work_folder_with_a_held_file_is_left_with_a_warning(
+    tmp_path, monkeypatch, windows_waits
+):
     monkeypatch.setattr(utils.files, "WAIT_SECONDS", 0.3)
     work = tmp_path / "me.pt.work"
     work.mkdir()
@@ -255,7 +335,9 @@ def test_an_nvidia_laptop_with_a_torch_without_cuda_is_told(monkeypatch):
         assert resolve_device("auto").type == "cpu"
 
 
-def test_an_output_video_open_in_a_player_keeps_the_new_one_beside_it(tmp_path, monkeypatch):
+def test_an_output_video_open_in_a_player_keeps_the_new_one_beside_it(
+    tmp_path, monkeypatch, windows_waits
+):
     """Windows cannot replace a file that a player holds open: the driven video is not lost."""
     from live.sinks import SinkError, VideoFileSink
 
@@ -276,8 +358,7 @@ def test_an_output_video_open_in_a_player_keeps_the_new_one_beside_it(tmp_path, 
 @pytest.mark.parametrize(("platform", "maxrss"), [("linux", 2**20), ("darwin", 2**30)])
 def test_peak_memory_is_read_in_each_systems_unit(monkeypatch, platform, maxrss):
     """getrusage's ru_maxrss is KiB on Linux and bytes on macOS (before: 1024x on a Mac)."""
-    import resource
-
+    resource = pytest.importorskip("resource")  # POSIX only
     from utils.memory import peak_rss_gib
 
     monkeypatch.setattr(sys, "platform", platform)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import errno
 import os
+from pathlib import Path
 
 import pytest
 
+real_unlink = os.unlink  # for a test that must do what Windows refuses, on purpose
 IN_USE = "The process cannot access the file because it is being used by another process"
 
 
@@ -44,7 +46,11 @@ def _refuse_if_held(*paths: str) -> None:
 
 
 def apply(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Patch os's delete and rename calls (pathlib's and shutil's go through them)."""
+    """Patch os's delete and rename calls (pathlib's and shutil's go through them). Where
+    there is no /proc/self/fd (macOS; Windows, which enforces these rules itself) nothing is
+    patched."""
+    if not os.path.isdir("/proc/self/fd"):
+        return
     unlink, rename, replace = os.unlink, os.rename, os.replace
 
     def checked_unlink(path, *, dir_fd=None):
@@ -65,3 +71,12 @@ def apply(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "remove", checked_unlink)
     monkeypatch.setattr(os, "replace", checked_replace)
     monkeypatch.setattr(os, "rename", checked_rename)
+
+
+def make_link(link: Path, target: Path) -> None:
+    """A symbolic link, or the test skipped where making one needs rights (Windows without
+    Developer Mode)."""
+    try:
+        link.symlink_to(target)
+    except OSError as error:
+        pytest.skip(f"no symbolic links here: {error}")

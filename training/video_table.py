@@ -76,7 +76,7 @@ class VideoTable:
         self.exp_avg_sq = torch.zeros(0, dim, device=self.device)
         self.last_step = torch.zeros(0, dtype=torch.int64, device=self.device)
         self._step = torch.zeros((), dtype=torch.int64, device=self.device)  # Adam steps taken
-        self._decay_dtype = torch.float64 if self.device.type in ("cpu", "cuda") else torch.float32
+        self._decay_dtype = decay_dtype(self.device)
         self._pending_rows: list[torch.Tensor] = []
         self._pending_grads: list[torch.Tensor] = []
         self._pending_valid: list[torch.Tensor] = []  # (rows,) bool: the gradient is kept
@@ -209,6 +209,11 @@ class VideoTable:
         self.exp_avg_sq = tensors["exp_avg_sq"].to(self.device, torch.float32)
         self.last_step = tensors["last_step"].to(self.device, torch.int64)
         self._step = torch.tensor(int(state["step"]), device=self.device)
+
+
+def decay_dtype(device: torch.device) -> torch.dtype:
+    """float64 where the device has it (the CPU, CUDA), fp32 elsewhere (Apple's GPU, MPS)."""
+    return torch.float64 if device.type in ("cpu", "cuda") else torch.float32
 
 
 def _all_gather_rows(

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -53,13 +54,15 @@ def atomic_write(path: str | Path, write) -> None:
 
 # Windows refuses to replace or delete a file that a process holds open (the app's page reading
 # loss.png while the job rewrites it, an antivirus scan, a player showing the mp4). Such holds
-# are brief, so the rename is tried again for about WAIT_SECONDS before it fails.
+# are brief, so there the rename is tried again for about WAIT_SECONDS before it fails; on
+# other systems a PermissionError is a real one, said at once.
 WAIT_SECONDS = 3.0
+WAIT_FOR_HOLDS = sys.platform == "win32"
 _RETRY_PAUSE = 0.1
 
 
 def _patiently(action, what: str, path: str | Path | None = None) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
+    deadline = time.monotonic() + (WAIT_SECONDS if WAIT_FOR_HOLDS else 0.0)
     while True:
         try:
             action()
@@ -76,14 +79,14 @@ def _patiently(action, what: str, path: str | Path | None = None) -> None:
 
 
 def replace_file(source: str | Path, target: str | Path) -> None:
-    """os.replace(source, target), waiting up to WAIT_SECONDS while either is held open
-    elsewhere (Windows). PermissionError naming target when the hold lasts."""
+    """os.replace(source, target), on Windows waiting up to WAIT_SECONDS while either is held
+    open elsewhere. PermissionError naming target when the hold lasts."""
     _patiently(lambda: os.replace(source, target), "replace", target)
 
 
 def remove_folder(folder: Path) -> None:
-    """Delete a finished job's work folder, waiting up to WAIT_SECONDS while a file in it is
-    held open elsewhere (Windows); one warning, and the folder left, when it stays held."""
+    """Delete a finished job's work folder, on Windows waiting up to WAIT_SECONDS while a file
+    in it is held open elsewhere; one warning, and the folder left, when it stays held."""
     try:
         _patiently(lambda: shutil.rmtree(folder), "delete")
     except FileNotFoundError:
@@ -214,8 +217,8 @@ def describe_os_error(error: Exception) -> str:
 def open_for_append(path: str | Path):
     """A UTF-8 text file opened for appending that is never reached through a symbolic link: a
     link planted in a store's place would make us write wherever it points. OSError if it is
-    one. Where the OS has no O_NOFOLLOW (Windows), the opened file is checked to be the one at
-    the path itself, not a link's target."""
+    one. Where the OS has no O_NOFOLLOW (Windows), the path is looked at before and after the
+    open instead (making a link there needs privileges Windows rarely grants)."""
     nofollow = getattr(os, "O_NOFOLLOW", None)
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (nofollow or 0)
     refused = OSError(errno.ELOOP, "a symbolic link; refused, not followed", str(path))
@@ -227,15 +230,7 @@ def open_for_append(path: str | Path):
         if Path(path).is_symlink():
             raise refused from error
         raise
-    if nofollow is None and not _same_file(os.fstat(fd), path):
+    if nofollow is None and Path(path).is_symlink():
         os.close(fd)  # the path became a link between the look and the open
         raise refused
     return os.fdopen(fd, "a", encoding="utf-8")
-
-
-def _same_file(opened: os.stat_result, path: str | Path) -> bool:
-    try:
-        here = os.lstat(path)
-    except OSError:
-        return False
-    return (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)

@@ -8,7 +8,8 @@ moment (training's StopRequest, or Python's default, which raises KeyboardInterr
 
 - SIGTERM, what `kill`, Slurm, Kubernetes and `docker stop` send (POSIX; on Windows nothing can
   deliver it: ``os.kill`` and ``terminate()`` end a process at once there);
-- Ctrl-Break in a Windows console (SIGBREAK);
+- Ctrl-Break in a Windows console (SIGBREAK), and SIGHUP when the terminal closes (unless
+  ignored, as under nohup);
 - a stop file: when the environment variable ``STOP_FILE_VARIABLE`` names a path, the file
   appearing there is a stop request. This is how the app's Stop reaches its jobs on every OS
   (webapp/jobs.py), since a signal that a job handles cannot be sent on Windows.
@@ -39,37 +40,62 @@ def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
 
 
 def _stop_signals() -> list[int]:
-    """SIGTERM everywhere Python can handle it, and Windows' Ctrl-Break."""
-    return [signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
+    """SIGTERM everywhere Python can handle it, Windows' Ctrl-Break, and SIGHUP (the terminal
+    closed) unless it is ignored, as under nohup."""
+    found = [signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        found.append(signal.SIGHUP)
+    return found
 
 
-def _watch_stop_file(path: str, done: threading.Event) -> None:
-    while not done.wait(POLL_SECONDS):
-        if os.path.exists(path):
-            # As if Ctrl-C were pressed: the main thread runs its SIGINT handler (Python 3.10+).
-            _thread.interrupt_main(signal.SIGINT)
+class _StopFileWatcher(threading.Thread):
+    """Looks for the stop file every POLL_SECONDS; each time it appears (a second Stop stops
+    at once, as a second Ctrl-C does), it is removed and the main thread gets SIGTERM's
+    handler, i.e. Ctrl-C's (through the SIGTERM route even where SIGINT is ignored, as for a
+    job of an app started in the background). ``close`` ends the watching for good: no
+    request is delivered after the block has let its handlers go."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self._done.wait(POLL_SECONDS):
+            if not os.path.exists(self.path):
+                continue
             with contextlib.suppress(OSError):
-                os.remove(path)  # taken: a resumed run must not stop again at once
-            return
+                os.remove(self.path)  # taken: a resumed run must not stop again at once
+            with self._lock:
+                if not self._done.is_set():
+                    _thread.interrupt_main(signal.SIGTERM)  # Python 3.10+
+
+    def close(self) -> None:
+        with self._lock:
+            self._done.set()
+        self.join()
 
 
 @contextlib.contextmanager
 def stop_requests_as_ctrl_c() -> Iterator[None]:
-    """Within the block, SIGTERM, Ctrl-Break and the stop file act as Ctrl-C (main thread
-    only; elsewhere a no-op). A stop file that exists on entry was asked for while the command
-    started up: the work stops at its first chance (whoever names the file removes old ones)."""
+    """Within the block, SIGTERM, Ctrl-Break, SIGHUP and the stop file act as Ctrl-C (main
+    thread only; elsewhere a no-op). A stop file that exists on entry was asked for while the
+    command started up: the work stops at its first chance (whoever names the file removes old
+    ones)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signum: signal.signal(signum, _as_ctrl_c) for signum in _stop_signals()}
-    done = threading.Event()
     path = os.environ.get(STOP_FILE_VARIABLE)
-    if path:
-        threading.Thread(target=_watch_stop_file, args=(path, done), daemon=True).start()
+    watcher = _StopFileWatcher(path) if path else None
+    if watcher is not None:
+        watcher.start()
     try:
         yield
     finally:
-        done.set()
+        if watcher is not None:
+            watcher.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -77,11 +103,13 @@ def stop_requests_as_ctrl_c() -> Iterator[None]:
 def new_process_group() -> dict[str, object]:
     """subprocess.Popen's arguments that start a child outside our console's process group,
     so that Ctrl-C in our terminal reaches only us (we then ask the child to stop, once):
-    a new session on POSIX, CREATE_NEW_PROCESS_GROUP on Windows (which also turns Ctrl-C off
-    in the child; Ctrl-Break and the stop file still reach it)."""
+    a new session on POSIX; on Windows a new process group without a console of its own
+    (CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW: neither Ctrl-C nor closing our console
+    window ends it unsaved; the stop file still reaches it)."""
     if sys.platform == "win32":
-        # The constant exists only in Windows' subprocess module; its value is fixed by Windows.
-        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
+        # The constants exist only in Windows' subprocess module; their values are Windows'.
+        group = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)
+        return {"creationflags": group | getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)}
     return {"start_new_session": True}
 
 

@@ -66,7 +66,8 @@ class JobPanel:
         try:
             if previous is not None and previous.running():
                 raise OSError(f"a {self.kind} of this tab is running: stop it first")
-            if resume and (previous is None or not previous.work.exists()):
+            # A finished job's work folder can outlive it (a file held open on Windows).
+            if resume and (previous is None or previous.status == 0 or not previous.work.exists()):
                 raise OSError(f"nothing to resume: no stopped {self.kind} in this tab")
             step_setting = [f"{self.section}.steps={int(steps)}"] if steps else []
             arguments, out, total = self.prepare(

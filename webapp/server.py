@@ -12,6 +12,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls out: offl
 import gradio as gr
 
 from params.config import RUN_SETTINGS_HELP, add_override_argument
+from utils.signals import stop_requests_as_ctrl_c
 from webapp.context import AppContext
 from webapp.drive_tab import DriveTab
 from webapp.evaluate_tab import EvaluateTab
@@ -62,18 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     ctx = AppContext(args.workdir.resolve(), args.overrides, args.model)
     page = build(ctx)
     page.queue(default_concurrency_limit=8)  # one tab's long job never blocks another's
-    try:
-        _, url, _ = page.launch(
-            server_name=args.host,
-            server_port=args.port,
-            allowed_paths=[str(ctx.root)],
-            theme=THEME,
-            ssr_mode=False,
-            prevent_thread_lock=True,
-            quiet=True,
-        )
-        print(f"ready at {url} in {time.perf_counter() - start:.1f} s (Ctrl-C stops)", flush=True)
-        page.block_thread()
+    try:  # Ctrl-C, kill or a closed terminal: jobs (own process groups) are asked to stop
+        with stop_requests_as_ctrl_c():
+            _, url, _ = page.launch(
+                server_name=args.host,
+                server_port=args.port,
+                allowed_paths=[str(ctx.root)],
+                theme=THEME,
+                ssr_mode=False,
+                prevent_thread_lock=True,
+                quiet=True,
+            )
+            took = time.perf_counter() - start
+            print(f"ready at {url} in {took:.1f} s (Ctrl-C stops)", flush=True)
+            page.block_thread()
     finally:
         ctx.jobs.stop_all()  # running jobs save their step; Resume continues them
     return 0
