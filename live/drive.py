@@ -1,11 +1,12 @@
 """Driving a person model frame by frame: camera or file -> landmarks -> crop -> picture -> G.
 
-Per frame (``Driver``): the driver's landmarks (one detector, built once, tracking), the causal
-crop stabiliser and THE crop of training (dataset/face.py, the person's own crop settings), the
-retargeting (live/retarget.py), the landmark picture, the renderer. A frame without a face
-repeats the last avatar frame and says so; the run never stops on one. Every stage is timed.
-``drive`` runs the loop: every frame of a source through the driver, out to every sink, with
-the preview window's keys (q quit, r recalibrate, s side by side, l landmarks).
+Per frame (``Driver``): the driver's landmarks (one detector, built once, tracking), filtered
+over time (dataset/stabilizer.LandmarkFilter), the causal crop stabiliser and THE crop of
+training (dataset/face.py, the person's own crop settings), the retargeting
+(live/retarget.py), the landmark picture, the renderer. A frame without a face repeats the
+last avatar frame and says so; the run never stops on one. Every stage is timed. ``drive``
+runs the loop: every frame of a source through the driver, out to every sink, with the
+preview window's keys (q quit, r recalibrate, s side by side, l landmarks).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from dataset.face import crop_face, draw_landmarks, face_box
 from dataset.identity import load_describer
 from dataset.landmarks import LandmarkDetector, detector_from_config
-from dataset.stabilizer import BoxStabilizer, StabilizerSettings
+from dataset.stabilizer import BoxStabilizer, LandmarkFilter, StabilizerSettings
 from dataset.video import VideoReadError
 from live.retarget import Retargeter
 from live.sinks import VirtualCameraSink
@@ -83,6 +84,7 @@ class Driver:
         self.person, self.detector, self.renderer = person, detector, renderer
         self.settings = person.crop_settings
         self.stabilizer = BoxStabilizer(stabilizer, fps)
+        self.landmark_filter = LandmarkFilter(stabilizer, fps)
         self.retarget_mode = retarget
         self.retargeter: Retargeter | None = None
         size = self.settings.size
@@ -127,6 +129,7 @@ class Driver:
             )
             self.retargeter = Retargeter(self.person.landmarks, self.retarget_mode)
             landmarks_done = time.perf_counter()
+        points = self.landmark_filter(points, self.detector.track_id)
         box = self.stabilizer(face_box(points, self.settings), self.detector.track_id)
         crop, crop_points, _ = crop_face(frame.image, points, self.settings, box)
         cropped = time.perf_counter()

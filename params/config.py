@@ -111,6 +111,12 @@ class DataConfig:
     stabilizer_radius: int = 3
     stabilizer_min_cutoff: float = 0.5
     stabilizer_beta: float = 2.0
+    # Live driving also filters the driver's landmarks (One Euro per coordinate, speeds in face
+    # radii per second): a still face's points jitter 0.2 px per frame instead of 1.2, fast
+    # motion lags half a frame at most (bench/landmark_filter.py).
+    stabilizer_landmarks: bool = True
+    stabilizer_landmark_min_cutoff: float = 0.5
+    stabilizer_landmark_beta: float = 10.0
     # Tracking (dataset/landmarks.py): a full-frame detection at least every redetect_every
     # frames; the tracker moves to the largest face when the tracked one is smaller than it by
     # more than switch_face_ratio (side lengths). FAN's mean heatmap score below

@@ -97,6 +97,8 @@ LIMITS: dict[str, Check] = {
     "data.stabilizer_radius": at_least(0),
     "data.stabilizer_min_cutoff": POSITIVE,
     "data.stabilizer_beta": at_least(0),
+    "data.stabilizer_landmark_min_cutoff": POSITIVE,
+    "data.stabilizer_landmark_beta": at_least(0),
     "data.redetect_every": COUNT,
     "data.min_face_size": POSITIVE,
     "data.switch_face_ratio": at_least(1),

@@ -23,6 +23,7 @@ from webapp.context import USER_ERRORS, AppContext, file_path, say_error
 PROGRESS = gr.Progress()  # Gradio fills in the event's own tracker
 FPS_WINDOW = 2.0  # seconds of frames the shown frame rate is measured over
 SHOWN_HEIGHT = 256  # live pictures of smaller models are shown enlarged to about this
+STEADY_LABEL = "steady landmarks (filter the driver's over time)"  # data.stabilizer_landmarks
 
 
 @dataclass
@@ -61,6 +62,7 @@ class DriveTab:
                 )
                 with gr.Row():
                     side = gr.Checkbox(label="driver | landmarks | avatar", value=True)
+                    steady = gr.Checkbox(label=STEADY_LABEL, value=True)
                     retarget = gr.Dropdown(
                         list(MODES), value="auto", label="Retargeting (auto: same person or not)"
                     )
@@ -73,13 +75,14 @@ class DriveTab:
             avatar = gr.Image(label="Avatar", interactive=False, height=360, elem_id="live-avatar")
         with gr.Row():
             live_side = gr.Checkbox(label="driver | landmarks | avatar", value=False)
+            live_steady = gr.Checkbox(label=STEADY_LABEL, value=True, elem_id="live-steady")
             recalibrate = gr.Button("Recalibrate (look straight, neutral face)")
         rate = gr.Markdown(elem_id="live-fps")
         live = gr.State(None)
-        run.click(self.drive_video, [person_file, video, side, retarget], [driven, status])
+        run.click(self.drive_video, [person_file, video, side, steady, retarget], [driven, status])
         camera.stream(
             self.live_frame,
-            [camera, person_file, live_side, live],
+            [camera, person_file, live_side, live_steady, live],
             [avatar, rate, live],
             stream_every=0.04,
             time_limit=None,
@@ -89,14 +92,21 @@ class DriveTab:
         recalibrate.click(self.recalibrate, live, rate)
 
     def drive_video(
-        self, person_value, video_value, side, retarget, request: gr.Request, progress=PROGRESS
+        self,
+        person_value,
+        video_value,
+        side,
+        steady,
+        retarget,
+        request: gr.Request,
+        progress=PROGRESS,
     ):
         source = file_path(video_value)
         try:
             if source is None:
                 raise PersonModelError("upload a driving video first")
             person = self.ctx.person_model(person_value)
-            run = self.ctx.settings(person.config)
+            run = self.ctx.settings(person.config, [f"data.stabilizer_landmarks={bool(steady)}"])
             out = self.ctx.workspace(request).free_path(source.stem + "_driven", ".mp4")
             total = frame_count(source)
             options = DriveOptions(out, side_by_side=side, retarget=retarget)
@@ -112,7 +122,7 @@ class DriveTab:
             return None, say_error(error)
         return str(out), f"{summary.describe(driver)}\n\nwrote {out.name}"
 
-    def live_frame(self, image, person_value, side, session: LiveSession | None):
+    def live_frame(self, image, person_value, side, steady, session: LiveSession | None):
         if image is None:
             return gr.skip(), gr.skip(), session
         try:
@@ -120,6 +130,7 @@ class DriveTab:
                 session = LiveSession(str(file_path(person_value)), self._driver(person_value))
         except USER_ERRORS as error:
             return None, say_error(error), None
+        session.driver.landmark_filter.enabled = bool(steady)
         start = time.perf_counter()
         frame = Frame(np.ascontiguousarray(image[..., :3]), session.frames, 0.0, start)
         driven = session.driver(frame)
