@@ -46,13 +46,33 @@ class Driven:
 
 @dataclass
 class StageTimes:
+    """Milliseconds per stage and frame: wall time, and CPU time of the whole process (every
+    thread, user + system: time.process_time), which counts the capture thread's and torch's
+    worker threads' work done meanwhile too."""
+
     samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    cpu: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    _marks: tuple[float, float] = (0.0, 0.0)
 
     def add(self, stage: str, ms: float) -> None:
+        """A stage timed elsewhere (reading, in the capture thread): wall time only."""
         self.samples[stage].append(ms)
+
+    def start(self) -> None:
+        self._marks = (time.perf_counter(), time.process_time())
+
+    def lap(self, stage: str) -> None:
+        """stage took the time since start() or the last lap."""
+        wall, cpu = self._marks
+        self.start()
+        self.samples[stage].append((self._marks[0] - wall) * 1e3)
+        self.cpu[stage].append((self._marks[1] - cpu) * 1e3)
 
     def medians(self) -> dict[str, float]:
         return {stage: float(np.median(v)) for stage, v in self.samples.items() if v}
+
+    def cpu_medians(self) -> dict[str, float]:
+        return {stage: float(np.median(v)) for stage, v in self.cpu.items() if v}
 
 
 def resolve_retarget_mode(
@@ -113,10 +133,9 @@ class Driver:
 
     def __call__(self, frame: Frame) -> Driven:
         self.times.add("read", frame.read_ms)
-        start = time.perf_counter()
+        self.times.start()
         points = self.detector.track(frame.image)
-        landmarks_done = time.perf_counter()
-        self.times.add("landmarks", (landmarks_done - start) * 1e3)
+        self.times.lap("landmarks")
         if points is None:
             size = self.settings.size
             self.last = Driven(
@@ -128,17 +147,15 @@ class Driver:
                 self.retarget_mode, self.person, frame.image, points
             )
             self.retargeter = Retargeter(self.person.landmarks, self.retarget_mode)
-            landmarks_done = time.perf_counter()
+            self.times.start()  # the one-off face comparison is no stage
         points = self.landmark_filter(points, self.detector.track_id)
         box = self.stabilizer(face_box(points, self.settings), self.detector.track_id)
         crop, crop_points, _ = crop_face(frame.image, points, self.settings, box)
-        cropped = time.perf_counter()
-        self.times.add("stabilise_crop", (cropped - landmarks_done) * 1e3)
+        self.times.lap("stabilise_crop")
         picture = draw_landmarks(self.retargeter(crop_points), self.settings.size)
-        drawn = time.perf_counter()
-        self.times.add("picture", (drawn - cropped) * 1e3)
+        self.times.lap("picture")
         avatar = self.renderer(picture)
-        self.times.add("generate", (time.perf_counter() - drawn) * 1e3)
+        self.times.lap("generate")
         self.last = Driven(avatar, crop, picture, True)
         return self.last
 
@@ -168,13 +185,16 @@ class DriveSummary:
     seconds: float  # wall time of the loop
     interrupted: bool  # stopped by Ctrl-C or a stop request (utils/signals.py)
     unreadable: list[str] = field(default_factory=list)  # images of a folder source skipped
+    cpu_seconds: float = 0.0  # CPU time of the whole process meanwhile (every thread)
 
     def describe(self, driver: Driver) -> str:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in driver.times.medians().items())
         rate = f"{self.frames / self.seconds:.1f} fps" if self.seconds >= 0.05 else "fps n/a"
+        per_frame = 1e3 * self.cpu_seconds / max(self.frames, 1)
+        cpu = f", {per_frame:.0f} ms of CPU per frame over all threads" if self.frames else ""
         text = (
             f"{'interrupted; ' if self.interrupted else ''}{self.frames} frames in "
-            f"{self.seconds:.1f} s ({rate}), "
+            f"{self.seconds:.1f} s ({rate}{cpu}), "
             f"retargeting {driver.retarget_mode}; median ms per frame: {stages}"
         )
         if self.unreadable:
@@ -199,17 +219,17 @@ def drive(
     SinkError (VirtualCameraSink.check_not_echoed), both leaving the sinks to the caller (to
     discard)."""
     side, landmarks, frames, interrupted = side_by_side, False, 0, False
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         for frame in source:
             driven = driver(frame)
             picture = compose(driven, side, landmarks)
-            written = time.perf_counter()
+            driver.times.start()
             for sink in sinks:
                 if source.live and isinstance(sink, VirtualCameraSink):
                     sink.check_not_echoed(frame.image, source.name)
                 sink.write(picture, frame.time)
-            driver.times.add("write", (time.perf_counter() - written) * 1e3)
+            driver.times.lap("write")
             frames += 1
             if on_frame is not None:
                 on_frame(frames)
@@ -223,9 +243,9 @@ def drive(
                 side, landmarks = side ^ (action == "side"), landmarks ^ (action == "landmarks")
     except KeyboardInterrupt:
         interrupted = True
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     if frames == 0 and not interrupted:
         raise VideoReadError(f"no frame could be read from {source.name}")
     while sinks:
         sinks.pop(0).close()
-    return DriveSummary(frames, seconds, interrupted, list(source.unreadable))
+    return DriveSummary(frames, seconds, interrupted, list(source.unreadable), cpu_seconds)

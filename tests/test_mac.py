@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-from test_layout import ROOT, SCRIPTS
+from test_layout import SCRIPTS
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
+from torch_load_probe import variable_at_torch_load
 
 import live.render
 import runtime.precision
@@ -167,20 +166,7 @@ def test_a_command_loads_torch_with_the_mps_cpu_fallback_on(command):
     """Torch reads PYTORCH_ENABLE_MPS_FALLBACK once, as it loads: each script and python -m
     command must have set it by then (utils/__init__.py). The import stops where torch would
     load."""
-    probe = (
-        "import os, sys\n"
-        "class Probe:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'torch':\n"
-        "            print(os.environ.get('PYTORCH_ENABLE_MPS_FALLBACK'), flush=True)\n"
-        "            os._exit(0)\n"
-        "sys.meta_path.insert(0, Probe())\n"
-        "__import__(sys.argv[1])\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "PYTORCH_ENABLE_MPS_FALLBACK"}
-    probing = [sys.executable, "-c", probe, command]
-    result = subprocess.run(probing, cwd=ROOT, env=env, capture_output=True, encoding="utf-8")
-    assert result.stdout == "1\n", result.stderr[-2000:]
+    assert variable_at_torch_load(command, "PYTORCH_ENABLE_MPS_FALLBACK") == "1"
 
 
 @pytest.mark.parametrize(
