@@ -10,12 +10,13 @@ webcam's size). For each renderer (fp32; fp32 + torch.compile; bf16 weights; bf1
 torch.compile; onnxruntime fp32) the generator alone is timed on the config's landmark
 pictures, with its difference from fp32 as PSNR, and the whole path (read, landmarks,
 stabilise and crop, landmark picture, generate, write an mp4) is run on the video through the
-command line's own loop (live/drive.drive): wall and CPU time per stage (CPU: the whole process,
-every thread, user + system), CPU per frame, frames per second. Then the same frames come as a
-camera gives them (paced at the video's rate, only the newest kept) into a virtual-camera-like
-sink: latency from a frame's capture to its output written (median, p95), and CPU per frame at
-the camera's rate. bf16 is worth timing only where the CPU computes it natively (AVX-512 BF16,
-AMX).
+command line's own loop (live/drive.drive), pipelined (the default: the next frame prepared
+while this one is generated) and one stage after another: wall and CPU time per stage (CPU:
+the whole process, every thread, user + system), CPU per frame, frames per second.
+Then the same frames come as a camera gives them (paced at the video's rate, only the newest
+kept) into a virtual-camera-like sink: latency from a frame's capture to its output written
+(median, p95), and CPU per frame at the camera's rate. bf16 is worth timing only where the
+CPU computes it natively (AVX-512 BF16, AMX).
 """
 
 from __future__ import annotations
@@ -113,12 +114,15 @@ def make_driver(renderer, person: PersonModel, config, fps: float) -> Driver:
     )
 
 
-def run_video(renderer, person: PersonModel, config, video: Path, out: Path) -> dict[str, float]:
+def run_video(
+    renderer, person: PersonModel, config, video: Path, out: Path, pipelined: bool
+) -> dict[str, float]:
     """The video driven into an mp4 by the command line's loop: median wall ms per stage,
     'cpu.STAGE' median CPU ms, 'cpu' CPU ms per frame, 'fps' frames per second."""
     source = FrameSource(str(video))
     driver = make_driver(renderer, person, config, source.fps)
-    summary = drive(source, driver, [VideoFileSink(out, source.fps)], None, False)
+    sinks = [VideoFileSink(out, source.fps)]
+    summary = drive(source, driver, sinks, None, False, pipelined=pipelined)
     source.close()
     cpu = {f"cpu.{stage}": ms for stage, ms in driver.times.cpu_medians().items()}
     return {
@@ -171,12 +175,15 @@ class LatencySink:
         pass
 
 
-def run_camera(renderer, person: PersonModel, config, video: Path) -> dict[str, float]:
+def run_camera(
+    renderer, person: PersonModel, config, video: Path, pipelined: bool
+) -> dict[str, float]:
     """Latency (median and p95 ms), CPU per frame and frames out per second at the camera's
     pace."""
     camera = PacedCamera(video)
     sink = LatencySink(camera)
-    summary = drive(camera, make_driver(renderer, person, config, camera.fps), [sink], None, False)
+    driver = make_driver(renderer, person, config, camera.fps)
+    summary = drive(camera, driver, [sink], None, False, pipelined=pipelined)
     latencies = 1e3 * np.array(sink.latencies[5:])  # after the first frames' one-off work
     return {
         "latency": float(np.median(latencies)),
@@ -224,10 +231,13 @@ def main(argv: list[str] | None = None) -> int:
             if reference is None:
                 reference = outputs
             quality = min(psnr(a, b) for a, b in zip(outputs, reference, strict=True))
-            stages = run_video(renderer, person, config, video, Path(work) / f"{kind}.mp4")
-            camera = run_camera(renderer, person, config, video)
-            rows.append((kind, generator_ms, quality, stages, camera))
-            print(kind, round(generator_ms, 1), "ms", stages, camera, flush=True)
+            for pipelined in (False, True):
+                out = Path(work) / f"{kind}.mp4"
+                stages = run_video(renderer, person, config, video, out, pipelined)
+                camera = run_camera(renderer, person, config, video, pipelined)
+                label = f"{kind}, {'pipelined' if pipelined else 'one stage after another'}"
+                rows.append((label, generator_ms, quality, stages, camera))
+                print(label, round(generator_ms, 1), "ms", stages, camera, flush=True)
     stage_names = ("read", "landmarks", "stabilise_crop", "picture", "generate", "write")
     lines = [
         "| renderer | generator alone | PSNR vs fp32 | "
@@ -267,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             "stages: median wall ms per frame over the whole clip, with the process's CPU ms "
             "(every thread) in brackets (read in a capture thread, so overlapped); CPU per "
             "frame: the whole loop's CPU time / frames; end to end: frames / wall time, "
-            "writing an mp4.",
+            "writing an mp4. Pipelined, the stages overlap: a stage's CPU then includes the "
+            "other's.",
             "",
             *lines,
             "",

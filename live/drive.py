@@ -6,11 +6,15 @@ training (dataset/face.py, the person's own crop settings), the retargeting
 (live/retarget.py), the landmark picture, the renderer. A frame without a face repeats the
 last avatar frame and says so; the run never stops on one. Every stage is timed. ``drive``
 runs the loop: every frame of a source through the driver, out to every sink, with the
-preview window's keys (q quit, r recalibrate, s side by side, l landmarks).
+preview window's keys (q quit, r recalibrate, s side by side, l landmarks). The loop is
+pipelined: the next frame is prepared (landmarks to landmark picture, ``Driver.prepare``) in a
+worker thread while this one is rendered and written (live/ahead.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,6 +28,7 @@ from dataset.identity import load_describer
 from dataset.landmarks import LandmarkDetector, detector_from_config
 from dataset.stabilizer import BoxStabilizer, LandmarkFilter, StabilizerSettings
 from dataset.video import VideoReadError
+from live.ahead import run_ahead
 from live.retarget import Retargeter
 from live.sinks import VirtualCameraSink
 from live.sources import Frame
@@ -45,28 +50,38 @@ class Driven:
 
 
 @dataclass
+class Prepared:
+    """A frame made ready for the generator (Driver.prepare)."""
+
+    frame: Frame
+    driver: np.ndarray  # the driver's crop (S, S, 3), or the frame resized when no face
+    picture: np.ndarray | None  # the landmark picture (S, S, 3); None: no face
+
+
+@dataclass
 class StageTimes:
     """Milliseconds per stage and frame: wall time, and CPU time of the whole process (every
     thread, user + system: time.process_time), which counts the capture thread's and torch's
-    worker threads' work done meanwhile too."""
+    worker threads' work done meanwhile too (and, pipelined, the other stage's). Each thread
+    times its own stages (start and lap per thread)."""
 
     samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     cpu: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    _marks: tuple[float, float] = (0.0, 0.0)
+    _marks: threading.local = field(default_factory=threading.local)
 
     def add(self, stage: str, ms: float) -> None:
         """A stage timed elsewhere (reading, in the capture thread): wall time only."""
         self.samples[stage].append(ms)
 
     def start(self) -> None:
-        self._marks = (time.perf_counter(), time.process_time())
+        self._marks.value = (time.perf_counter(), time.process_time())
 
     def lap(self, stage: str) -> None:
-        """stage took the time since start() or the last lap."""
-        wall, cpu = self._marks
+        """stage took the time since this thread's start() or last lap."""
+        wall, cpu = self._marks.value
         self.start()
-        self.samples[stage].append((self._marks[0] - wall) * 1e3)
-        self.cpu[stage].append((self._marks[1] - cpu) * 1e3)
+        self.samples[stage].append((self._marks.value[0] - wall) * 1e3)
+        self.cpu[stage].append((self._marks.value[1] - cpu) * 1e3)
 
     def medians(self) -> dict[str, float]:
         return {stage: float(np.median(v)) for stage, v in self.samples.items() if v}
@@ -107,6 +122,7 @@ class Driver:
         self.landmark_filter = LandmarkFilter(stabilizer, fps)
         self.retarget_mode = retarget
         self.retargeter: Retargeter | None = None
+        self._recalibrate = False  # asked for, done by the next prepare (its thread)
         size = self.settings.size
         self.last = Driven(
             np.zeros((size, size, 3), np.uint8),
@@ -128,20 +144,24 @@ class Driver:
         )
 
     def recalibrate(self) -> None:
-        if self.retargeter is not None:
-            self.retargeter.recalibrate()
+        """Take the driver's neutral face again, from the next prepared frame on (any thread)."""
+        self._recalibrate = True
 
     def __call__(self, frame: Frame) -> Driven:
+        return self.render(self.prepare(frame))
+
+    def prepare(self, frame: Frame) -> Prepared:
+        """Landmarks, their filter, the stabilised crop and the landmark picture of a frame."""
         self.times.add("read", frame.read_ms)
         self.times.start()
         points = self.detector.track(frame.image)
         self.times.lap("landmarks")
         if points is None:
             size = self.settings.size
-            self.last = Driven(
-                self.last.avatar, cv2.resize(frame.image, (size, size)), self.last.picture, False
-            )
-            return self.last
+            return Prepared(frame, cv2.resize(frame.image, (size, size)), None)
+        if self._recalibrate and self.retargeter is not None:
+            self.retargeter.recalibrate()
+        self._recalibrate = False
         if self.retargeter is None:
             self.retarget_mode = resolve_retarget_mode(
                 self.retarget_mode, self.person, frame.image, points
@@ -154,9 +174,17 @@ class Driver:
         self.times.lap("stabilise_crop")
         picture = draw_landmarks(self.retargeter(crop_points), self.settings.size)
         self.times.lap("picture")
-        avatar = self.renderer(picture)
+        return Prepared(frame, crop, picture)
+
+    def render(self, prepared: Prepared) -> Driven:
+        """The avatar of a prepared frame; without a face, the last avatar again."""
+        if prepared.picture is None:
+            self.last = Driven(self.last.avatar, prepared.driver, self.last.picture, False)
+            return self.last
+        self.times.start()
+        avatar = self.renderer(prepared.picture)
         self.times.lap("generate")
-        self.last = Driven(avatar, crop, picture, True)
+        self.last = Driven(avatar, prepared.driver, prepared.picture, True)
         return self.last
 
 
@@ -168,15 +196,6 @@ def compose(driven: Driven, side_by_side: bool, show_landmarks: bool) -> np.ndar
     if side_by_side:
         return np.concatenate([driven.driver, driven.picture, avatar], axis=1)
     return avatar
-
-
-def overlay(image: np.ndarray, fps: float, face: bool) -> np.ndarray:
-    """Frame rate, and a note when the driver's face is lost (window only)."""
-    shown = image.copy()
-    cv2.putText(shown, f"{fps:.1f} fps", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1)
-    if not face:
-        cv2.putText(shown, "no face", (6, 38), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 64, 64), 1)
-    return shown
 
 
 @dataclass
@@ -210,37 +229,43 @@ def drive(
     window,
     side_by_side: bool,
     on_frame: Callable[[int], None] | None = None,
+    pipelined: bool = True,
 ) -> DriveSummary:
-    """Every frame of source through driver into every sink and the window (None: no window),
-    until the source ends, the window's q, or Ctrl-C (a stop request); on_frame(frames written so
-    far) after each frame. Then the sinks are closed and
+    """Every frame of source through driver into every sink and the window (None: no window;
+    window.write(picture, frames per second, face found) returns a key's action or None), until
+    the source ends, the window's quit, or Ctrl-C (a stop request); on_frame(frames written so
+    far) after each frame. pipelined: the next frame is prepared in a worker thread meanwhile
+    (live/ahead.py); else one stage after another in this thread. Then the sinks are closed and
     taken out of the list, a video file getting its name only now; a source that gave no frame
     raises VideoReadError, and a camera that is the virtual camera being sent to raises
     SinkError (VirtualCameraSink.check_not_echoed), both leaving the sinks to the caller (to
-    discard)."""
+    discard), as any error of a stage does."""
     side, landmarks, frames, interrupted = side_by_side, False, 0, False
     start, cpu_start = time.perf_counter(), time.process_time()
+    prepared = run_ahead(source, driver.prepare) if pipelined else map(driver.prepare, source)
     try:
-        for frame in source:
-            driven = driver(frame)
-            picture = compose(driven, side, landmarks)
-            driver.times.start()
-            for sink in sinks:
-                if source.live and isinstance(sink, VirtualCameraSink):
-                    sink.check_not_echoed(frame.image, source.name)
-                sink.write(picture, frame.time)
-            driver.times.lap("write")
-            frames += 1
-            if on_frame is not None:
-                on_frame(frames)
-            if window is not None:
-                fps = frames / (time.perf_counter() - start)
-                action = window.write(overlay(picture, fps, driven.face))
-                if action == "quit":
-                    break
-                if action == "recalibrate":
-                    driver.recalibrate()
-                side, landmarks = side ^ (action == "side"), landmarks ^ (action == "landmarks")
+        with contextlib.closing(prepared) if pipelined else contextlib.nullcontext():
+            for ready in prepared:
+                driven = driver.render(ready)
+                picture = compose(driven, side, landmarks)
+                driver.times.start()
+                for sink in sinks:
+                    if source.live and isinstance(sink, VirtualCameraSink):
+                        sink.check_not_echoed(ready.frame.image, source.name)
+                    sink.write(picture, ready.frame.time)
+                driver.times.lap("write")
+                frames += 1
+                if on_frame is not None:
+                    on_frame(frames)
+                if window is not None:
+                    fps = frames / (time.perf_counter() - start)
+                    action = window.write(picture, fps, driven.face)
+                    if action == "quit":
+                        break
+                    if action == "recalibrate":
+                        driver.recalibrate()
+                    side ^= action == "side"
+                    landmarks ^= action == "landmarks"
     except KeyboardInterrupt:
         interrupted = True
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start

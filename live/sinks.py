@@ -41,6 +41,15 @@ def display_available() -> bool:
     return True
 
 
+def overlay(image: np.ndarray, fps: float, face: bool) -> np.ndarray:
+    """Frame rate, and a note when the driver's face is lost (the preview window's)."""
+    shown = image.copy()
+    cv2.putText(shown, f"{fps:.1f} fps", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1)
+    if not face:
+        cv2.putText(shown, "no face", (6, 38), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 64, 64), 1)
+    return shown
+
+
 class WindowSink:
     def __init__(self, title: str = "talking head") -> None:
         if not display_available():
@@ -50,9 +59,10 @@ class WindowSink:
         self.title = title
         cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
 
-    def write(self, image: np.ndarray) -> str | None:
-        """Show an RGB frame; returns the action of a pressed key, if any."""
-        cv2.imshow(self.title, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    def write(self, image: np.ndarray, fps: float, face: bool) -> str | None:
+        """Show an RGB frame with the frame rate (and 'no face' when the driver's is lost);
+        returns the action of a pressed key, if any."""
+        cv2.imshow(self.title, cv2.cvtColor(overlay(image, fps, face), cv2.COLOR_RGB2BGR))
         return KEYS.get(cv2.waitKey(1) & 0xFF)
 
     def close(self) -> None:

@@ -250,15 +250,15 @@ def test_a_stop_keeps_what_was_driven_as_a_playable_mp4(
     and no mp4."""
     stop = stop_file(monkeypatch, tmp_path)
     person, driver = person_and_driver
-    original, calls = Driver.__call__, []
+    original, calls = Driver.render, []
 
-    def killed_at_frame_6(self, frame):
+    def killed_at_frame_6(self, prepared):
         calls.append(1)
         if len(calls) == 6:
             ask_to_stop(way, stop)
-        return original(self, frame)
+        return original(self, prepared)
 
-    monkeypatch.setattr(Driver, "__call__", killed_at_frame_6)
+    monkeypatch.setattr(Driver, "render", killed_at_frame_6)
     out = tmp_path / "driven.mp4"
     command = ["--model", str(person), "--source", str(driver), "--output", str(out)]
     assert drive_main([*command, "--no-window"]) == 0
@@ -438,3 +438,79 @@ def test_driving_from_our_own_virtual_camera_is_named(person_and_driver, monkeyp
     assert (
         "camera 0 shows what is sent to the virtual camera (OBS Virtual Camera)" in error
     ) == echo
+
+
+def test_the_pipelined_loop_overlaps_stages_keeps_order_and_flushes_the_last_frame():
+    """run_ahead (what drive() prepares frames with): the worker prepares item n+1 while the
+    consumer still works on item n, never more than one result waits, and every item comes out
+    once, in order, the last one included."""
+    import threading
+    import time
+
+    from live.ahead import run_ahead
+
+    prepared, overlaps, waiting = [], [], []
+    busy = threading.Event()
+
+    def stage(item):
+        overlaps.append(busy.is_set())  # the consumer is between taking a result and the next
+        time.sleep(0.002 * (item % 3))
+        prepared.append(item)
+        return item * 10
+
+    out = []
+    for result in run_ahead(range(40), stage):
+        busy.set()
+        waiting.append(len(prepared) - len(out) - 1)  # prepared, not yet taken by the consumer
+        time.sleep(0.01)
+        out.append(result)
+        busy.clear()
+    assert out == [10 * i for i in range(40)]
+    assert sum(overlaps) >= 30  # the next item's stage ran while this one was worked on
+    assert max(waiting) <= 2  # one waiting in the queue, one done and waiting to be put
+
+
+def test_an_error_in_a_stage_ends_the_loop_after_the_frames_before_it():
+    """The worker's error is raised in the consumer at its item, after every earlier result,
+    and the worker thread ends; breaking out early stops the worker too."""
+    import threading
+
+    from live.ahead import run_ahead
+
+    def stage(item):
+        if item == 5:
+            raise ValueError("bad frame 5")
+        return item
+
+    out = []
+    with pytest.raises(ValueError, match="bad frame 5"):
+        for result in run_ahead(range(10), stage):
+            out.append(result)
+    assert out == [0, 1, 2, 3, 4]
+    taken = run_ahead(iter(range(10**9)), lambda item: item)
+    assert next(taken) == 0
+    taken.close()
+    assert not [t for t in threading.enumerate() if t.name == "run_ahead"]
+
+
+@pytest.mark.parametrize("stage", ["prepare", "render"])
+def test_an_error_while_driving_leaves_no_half_video(
+    person_and_driver, tmp_path, monkeypatch, capsys, stage
+):
+    """A stage that fails at frame 4, in the worker thread (prepare) or the loop's (render):
+    the run ends with the error and neither the mp4 nor a temporary file is left."""
+    person, driver = person_and_driver
+    original, calls = getattr(Driver, stage), []
+
+    def fails_at_frame_4(self, item):
+        calls.append(1)
+        if len(calls) == 4:
+            raise OSError(errno.EIO, "stage failed")
+        return original(self, item)
+
+    monkeypatch.setattr(Driver, stage, fails_at_frame_4)
+    out = tmp_path / "driven.mp4"
+    command = ["--model", str(person), "--source", str(driver), "--output", str(out)]
+    assert drive_main([*command, "--no-window"]) != 0
+    assert "error: stage failed" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
