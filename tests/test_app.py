@@ -79,19 +79,31 @@ def test_a_photo_makes_a_person_and_the_bundled_clip_drives_it_into_a_video(page
 
 
 def test_the_webcam_drives_the_avatar_live_with_its_frame_rate_shown(page):
+    """Over WebRTC: the avatar's frames arrive in the page's video, the rate line counts them
+    and gives the server's latency, and Recalibrate reaches the driver."""
     make_person(page)
     chromium.open_tab(page, "Drive")
     chromium.start_webcam(page)
-    rate = chromium.text_of(page, "live-fps", "frames/s in the browser")
+    rate = chromium.text_of(page, "live-fps", "ms from a camera frame's arrival")
     assert "no face" not in rate  # the fake camera plays a face
-    # The first frame's <img> exists before the browser has decoded it (naturalWidth 0 then).
-    width = chromium.wait_for(
+    video = page.find_element("id", "live-video")
+    assert page.execute_script("return arguments[0].videoWidth", video) == 64  # the tiny model
+    first = page.execute_script(
+        "return arguments[0].getVideoPlaybackQuality().totalVideoFrames", video
+    )
+    chromium.wait_for(
         page,
-        lambda b: int(
-            b.find_element("css selector", "#live-avatar img[src]").get_attribute("naturalWidth")
+        lambda b: (
+            b.execute_script(
+                "return arguments[0].getVideoPlaybackQuality().totalVideoFrames", video
+            )
+            > first + 10
         ),
     )
-    assert width == 256  # the tiny model's 64 px, shown 4x
+    shown = chromium.text_of(page, "live-fps", "frames/s in the browser")
+    assert float(shown.split(" frames/s")[0]) > 0
+    page.find_element("id", "live-recalibrate").click()
+    assert "recalibrated" in chromium.text_of(page, "live-fps", "recalibrated")
 
 
 def test_the_person_is_evaluated_on_a_clip_in_the_table_1_layout(page):

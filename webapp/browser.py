@@ -124,10 +124,5 @@ def open_tab(browser, name: str) -> None:
 
 
 def start_webcam(browser) -> None:
-    """Allow the (fake) camera and start streaming it (the Drive tab must be open)."""
-    camera = browser.find_element("id", "webcam")
-    camera.find_element("xpath", ".//button[contains(., 'Click to Access Webcam')]").click()
-    wait_for(
-        browser, lambda b: camera.find_elements("xpath", ".//button[normalize-space()='Record']")
-    )
-    camera.find_element("xpath", ".//button[normalize-space()='Record']").click()
+    """Start the live webcam (the Drive tab must be open; the fake camera is allowed)."""
+    browser.find_element("id", "live-start").click()

@@ -58,11 +58,13 @@ def file_paths(values) -> list[Path]:
 @dataclass
 class AppContext:
     """root: where each browser tab gets its folder; overrides: --set run settings for every
-    step (weight paths, device); meta: the meta-model offered first (or None)."""
+    step (weight paths, device); meta: the meta-model offered first (or None); ice_servers:
+    STUN/TURN URLs for the live webcam (none: host candidates only)."""
 
     root: Path
     overrides: list[str] = field(default_factory=list)
     meta: Path | None = None
+    ice_servers: list[str] = field(default_factory=list)
     jobs: JobTable = field(default_factory=JobTable)
 
     def workspace(self, request: gr.Request) -> Workspace:

@@ -1,51 +1,30 @@
 """The Drive tab: a driving video -> an mp4 of the avatar (live/pipeline.py, as
-webcam_inference.py drives), and the browser's webcam driving the avatar live."""
+webcam_inference.py drives), and the browser's webcam driving the avatar live over WebRTC
+(webapp/webrtc.py, webapp/live_page.js)."""
 
 from __future__ import annotations
 
-import collections
-import time
-from dataclasses import dataclass, field
+import asyncio
+import json
 
-import cv2
 import gradio as gr
-import numpy as np
 
 from dataset.video import frame_count
-from live.drive import Driver, compose
+from live.drive import Driver
 from live.pipeline import DriveOptions, drive_source
 from live.render import make_renderer
 from live.retarget import MODES
-from live.sources import Frame
 from models.person_model import PersonModel, PersonModelError
 from webapp.context import USER_ERRORS, AppContext, file_path, say_error
+from webapp.webrtc import LiveSessions
 
 PROGRESS = gr.Progress()  # Gradio fills in the event's own tracker
-FPS_WINDOW = 2.0  # seconds of frames the shown frame rate is measured over
-SHOWN_HEIGHT = 256  # live pictures of smaller models are shown enlarged to about this
+# The live avatar: a video element filled by webapp/live_page.js, small models enlarged.
+LIVE_VIEW = (
+    '<video id="live-video" autoplay playsinline muted style="width: 100%; max-width: 512px; '
+    'image-rendering: pixelated; background: #222"></video><div id="live-fps"></div>'
+)
 STEADY_LABEL = "steady landmarks (filter the driver's over time)"  # data.stabilizer_landmarks
-
-
-@dataclass
-class LiveSession:
-    """One tab's live driving: the person model's driver, and when its frames came out."""
-
-    person: str
-    driver: Driver
-    frames: int = 0
-    times: collections.deque = field(default_factory=collections.deque)  # (end, work seconds)
-
-    def tick(self, work: float) -> tuple[float, float]:
-        """Count a frame that took work seconds here: (frames per second, median milliseconds
-        of work per frame) over the last FPS_WINDOW seconds."""
-        now = time.perf_counter()
-        self.frames += 1
-        self.times.append((now, work))
-        while now - self.times[0][0] > FPS_WINDOW:
-            self.times.popleft()
-        span = now - self.times[0][0]
-        rate = (len(self.times) - 1) / span if span > 0 else 0.0
-        return rate, 1e3 * float(np.median([w for _, w in self.times]))
 
 
 class DriveTab:
@@ -69,27 +48,38 @@ class DriveTab:
                 run = gr.Button("Drive", variant="primary", elem_id="drive")
                 status = gr.Markdown(elem_id="drive-status")
             driven = gr.Video(label="Driven", interactive=False, elem_id="driven-video")
-        gr.Markdown("### Live: your webcam drives the avatar")
+        gr.Markdown(
+            "### Live: your webcam drives the avatar\n"
+            "The webcam goes to this machine and the avatar comes back as live video (WebRTC), "
+            "at the command line's rate. The page must be opened as localhost (or over https) "
+            "for the browser to give it the camera."
+        )
         with gr.Row():
-            camera = gr.Image(label="Webcam", sources=["webcam"], streaming=True, elem_id="webcam")
-            avatar = gr.Image(label="Avatar", interactive=False, height=360, elem_id="live-avatar")
+            start = gr.Button("Start webcam", variant="primary", elem_id="live-start")
+            stop = gr.Button("Stop", elem_id="live-stop")
+            recalibrate = gr.Button(
+                "Recalibrate (look straight, neutral face)", elem_id="live-recalibrate"
+            )
+        gr.HTML(LIVE_VIEW, elem_id="live-view")
         with gr.Row():
             live_side = gr.Checkbox(label="driver | landmarks | avatar", value=False)
             live_steady = gr.Checkbox(label=STEADY_LABEL, value=True, elem_id="live-steady")
-            recalibrate = gr.Button("Recalibrate (look straight, neutral face)")
-        rate = gr.Markdown(elem_id="live-fps")
-        live = gr.State(None)
+        live_status = gr.Markdown(elem_id="live-status")
+        offer = gr.Textbox(visible=False)
+        answer = gr.Textbox(visible=False)
         run.click(self.drive_video, [person_file, video, side, steady, retarget], [driven, status])
-        camera.stream(
-            self.live_frame,
-            [camera, person_file, live_side, live_steady, live],
-            [avatar, rate, live],
-            stream_every=0.04,
-            time_limit=None,
-            concurrency_limit=None,
-            show_progress="hidden",
-        )
-        recalibrate.click(self.recalibrate, live, rate)
+        ice = json.dumps(ctx.ice_servers)
+        start.click(
+            self.start_live,
+            [offer, person_file, live_side, live_steady],
+            [answer, live_status],
+            js=f"async (o, p, s, t) => [await window.talkingHeadsLive.start({ice}), p, s, t]",
+        ).then(None, answer, None, js="(a) => window.talkingHeadsLive.answer(a)")
+        stop.click(None, js="() => window.talkingHeadsLive.stop()")
+        recalibrate.click(None, js="() => window.talkingHeadsLive.send({action: 'recalibrate'})")
+        live_side.change(None, live_side, js="(v) => window.talkingHeadsLive.send({side: v})")
+        live_steady.change(None, live_steady, js="(v) => window.talkingHeadsLive.send({steady: v})")
+        self.sessions = LiveSessions(ctx.ice_servers)
 
     def drive_video(
         self,
@@ -122,25 +112,16 @@ class DriveTab:
             return None, say_error(error)
         return str(out), f"{summary.describe(driver)}\n\nwrote {out.name}"
 
-    def live_frame(self, image, person_value, side, steady, session: LiveSession | None):
-        if image is None:
-            return gr.skip(), gr.skip(), session
+    async def start_live(self, offer, person_value, side, steady):
+        """The server's answer to the page's offer (webapp/webrtc.py), and a status line."""
+        if not offer:
+            return "", ""  # no camera: the page says why
         try:
-            if session is None or session.person != str(file_path(person_value)):
-                session = LiveSession(str(file_path(person_value)), self._driver(person_value))
+            driver = await asyncio.to_thread(self._driver, person_value)
         except USER_ERRORS as error:
-            return None, say_error(error), None
-        session.driver.landmark_filter.enabled = bool(steady)
-        start = time.perf_counter()
-        frame = Frame(np.ascontiguousarray(image[..., :3]), session.frames, 0.0, start)
-        driven = session.driver(frame)
-        picture = compose(driven, side, False)
-        scale = max(1, SHOWN_HEIGHT // picture.shape[0])  # a 64 px model is not a dot on screen
-        picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-        fps, work = session.tick(time.perf_counter() - start)
-        face = "" if driven.face else "; no face: the avatar holds its last frame"
-        text = f"{fps:.1f} frames/s in the browser ({work:.0f} ms of work per frame here){face}"
-        return picture, text, session
+            return "", say_error(error)
+        driver.landmark_filter.enabled = bool(steady)
+        return await self.sessions.answer(offer, driver, bool(side)), ""
 
     def _driver(self, person_value) -> Driver:
         person: PersonModel = self.ctx.person_model(person_value)
@@ -148,10 +129,3 @@ class DriveTab:
         person.to(run.device)
         renderer = make_renderer(person, "torch", run.device, "auto", False)
         return Driver.from_config(person, run.config, renderer, "auto", 30.0)
-
-    @staticmethod
-    def recalibrate(session: LiveSession | None) -> str:
-        if session is None:
-            return "start the webcam first"
-        session.driver.recalibrate()
-        return "recalibrated: the current face is the neutral one"

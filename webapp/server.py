@@ -20,6 +20,7 @@ from webapp.fast_tab import FastTab
 from webapp.person_tab import PersonTab
 
 TITLE = "Few-shot talking heads"
+LIVE_PAGE = Path(__file__).with_name("live_page.js")  # the live webcam's side in the page
 # System fonts only: the default theme's web fonts would be fetched from the internet.
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
 
@@ -55,12 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--model", type=Path, help="meta-model offered first (RUN/meta.pt)")
     parser.add_argument("--workdir", type=Path, default=Path("out/app"), help="tabs' folders")
+    parser.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a STUN/TURN server for the live webcam (stun:HOST:PORT; default: none, for "
+        "localhost and the LAN)",
+    )
     add_override_argument(parser, RUN_SETTINGS_HELP)
     args = parser.parse_args(argv)
     if args.model is not None and not args.model.is_file():
         parser.error(f"--model {args.model}: no such file")
     start = time.perf_counter()
-    ctx = AppContext(args.workdir.resolve(), args.overrides, args.model)
+    ctx = AppContext(args.workdir.resolve(), args.overrides, args.model, args.ice_server)
     page = build(ctx)
     page.queue(default_concurrency_limit=8)  # one tab's long job never blocks another's
     try:  # Ctrl-C, kill or a closed terminal: jobs (own process groups) are asked to stop
@@ -70,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 server_port=args.port,
                 allowed_paths=[str(ctx.root)],
                 theme=THEME,
+                head=f"<script>{LIVE_PAGE.read_text(encoding='utf-8')}</script>",
                 ssr_mode=False,
                 prevent_thread_lock=True,
                 quiet=True,
