@@ -1,12 +1,15 @@
 """The live landmark filter on real footage: jitter on a still face, lag on fast motion.
 
-    python -m bench.landmark_filter --still VIDEO [--still VIDEO ...] VIDEO [VIDEO ...] [--write]
+    python -m bench.landmark_filter --still VIDEO [--still VIDEO ...] VIDEO [VIDEO ...]
+        [--person PERSON_MODEL] [--write]
 
 Jitter: the first frame of each --still video, 640 px wide, seen 60 times with fresh Gaussian noise
 (sigma 3 grey levels, a webcam's), tracked (dataset/landmarks.py) and filtered as live driving
 does (dataset/stabilizer.LandmarkFilter): the mean distance a landmark moves from frame to
 frame, in frame pixels, and the mean absolute change of the 256 px landmark picture the
-generator would get (grey levels per pixel and frame), raw and filtered.
+generator would get (grey levels per pixel and frame), raw and filtered; with --person, also
+the mean absolute change of the avatar that person model draws from those pictures (at its
+own size).
 
 Lag, on each VIDEO's own frames: the time shift (quarter frames, linearly interpolated) of the
 raw landmarks that best matches the filtered ones, over the frames with the fastest quarter of
@@ -23,12 +26,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from bench.results import machine_line, report
 from dataset.face import draw_landmarks
 from dataset.landmarks import detector_from_config
 from dataset.stabilizer import LandmarkFilter, StabilizerSettings
 from dataset.video import iter_frames, video_fps
+from live.render import make_renderer
+from models.person_model import load_person_model
 from params.config import add_config_arguments, config_from_args
 
 SECTION = "bench.landmark_filter"
@@ -55,12 +61,16 @@ def motion(points: list[np.ndarray]) -> float:
     return float(np.mean([np.linalg.norm(b - a, axis=1).mean() for a, b in pairwise(points)]))
 
 
-def picture_change(points: list[np.ndarray], size: int = 256) -> float:
-    """Mean absolute frame-to-frame change of landmark pictures drawn in the points' box."""
+def landmark_pictures(points: list[np.ndarray], size: int = 256) -> list[np.ndarray]:
+    """Landmark pictures drawn in the points' common box."""
     low, high = np.stack(points).min(axis=(0, 1)), np.stack(points).max(axis=(0, 1))
     scale = 0.8 * size / float((high - low).max())
-    pictures = [draw_landmarks((p - low) * scale + 0.1 * size, size) for p in points]
-    return float(np.mean([np.abs(b.astype(int) - a).mean() for a, b in pairwise(pictures)]))
+    return [draw_landmarks((p - low) * scale + 0.1 * size, size) for p in points]
+
+
+def change(images: list[np.ndarray]) -> float:
+    """Mean absolute frame-to-frame change, grey levels per pixel and frame."""
+    return float(np.mean([np.abs(b.astype(int) - a).mean() for a, b in pairwise(images)]))
 
 
 def lag(raw: list[np.ndarray], smooth: list[np.ndarray], points: slice = slice(None)) -> float:
@@ -85,11 +95,17 @@ def main(argv: list[str] | None = None) -> int:
         "--still", type=Path, action="append", required=True, help="its first frame: a still face"
     )
     parser.add_argument("videos", type=Path, nargs="+", help="videos with fast motion")
+    parser.add_argument("--person", type=Path, help="a person model: its avatar's change too")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     config = config_from_args(args)
     settings = StabilizerSettings.from_config(config)
+    render, avatar_size = None, 0
+    if args.person is not None:
+        person = load_person_model(args.person)
+        render = make_renderer(person, "torch", torch.device("cpu"), "fp32", False)
+        avatar_size = person.config.model.image_size
     lines = [
         "## Live landmark filter (`python -m bench.landmark_filter`)",
         "",
@@ -101,9 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         "frames/s: landmark motion (px per frame) and the 256 px landmark picture's change "
         "(levels per pixel and frame).",
         "",
-        "| still face | motion, raw | motion, filtered | picture change, raw | filtered |",
-        "| --- | --- | --- | --- | --- |",
+        "| still face | motion, raw | motion, filtered | picture change, raw | filtered |"
+        + (" avatar change, raw | filtered |" if render else ""),
+        "| --- | --- | --- | --- | --- |" + (" --- | --- |" if render else ""),
     ]
+    if render:
+        lines.insert(-2, f"Avatar: {args.person.name}, {avatar_size} px.\n")
     rng = np.random.default_rng(0)
     for video in args.still:
         first = next(iter_frames(video))
@@ -112,10 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         noisy = (np.clip(first + sigma, 0, 255).astype(np.uint8) for sigma in noise)
         raw = [points for points, _ in tracked(noisy, config)]
         smooth = filtered([(points, 1) for points in raw], settings, 30.0)[10:]
-        lines.append(
+        row = (
             f"| {video.name} | {motion(raw):.2f} | {motion(smooth):.2f} | "
-            f"{picture_change(raw):.2f} | {picture_change(smooth):.2f} |"
+            f"{change(landmark_pictures(raw)):.2f} | {change(landmark_pictures(smooth)):.2f} |"
         )
+        if render:
+            for points in (raw[10:], smooth):
+                avatars = [render(p) for p in landmark_pictures(points, avatar_size)]
+                row += f" {change(avatars):.2f} |"
+        lines.append(row)
     lines += [
         "",
         "Lag on each clip's fastest quarter of frames (frames; all points / mouth):",
