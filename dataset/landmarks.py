@@ -34,6 +34,18 @@ GPU_BACKENDS = ("fan",)  # run on the configured device; dlib always runs on the
 # found box (fast motion or a drifted fit).
 SAME_FACE_OVERLAP = 0.3
 REANCHOR_OVERLAP = 0.7
+# The periodic full detection of a tracked stream looks for faces from this share of the
+# tracked face's side up: the tracked face itself (a little smaller, its box a scale step off)
+# and any larger one. On a large face that lets the detector work on a much smaller frame.
+CHECK_BELOW_TRACKED = 0.75
+# Between confirmations a fit in the moved box stands without the detector while it is a fixed
+# point (the box around its points overlaps the box it was fitted in by FIXED_POINT_OVERLAP)
+# and its points moved less than FIXED_POINT_STEP face radii (``face_radius``) since the
+# previous frame: fits from the previous frame's box go wrong on fast motion. Chosen on real
+# clips (bench/landmark_tracking.py): between detections the two flag about one fit in ten,
+# among them every fit off the fresh detection's by more than 0.2 inter-ocular distances.
+FIXED_POINT_OVERLAP = 0.9
+FIXED_POINT_STEP = 0.12
 # dlib's HOG detector finds faces whose box is about 56-60 px and up at a frame's own scale
 # (measured on the bundled photos, bench/face_sizes.py); 64 leaves a margin.
 HOG_MIN_FACE = 64.0
@@ -92,8 +104,9 @@ class LandmarkBackend(Protocol):
         self, prepared: Any, min_size: float | None = None, every_scale: bool = False
     ) -> list[np.ndarray]:
         """Face boxes in the whole frame. min_size None: at the backend's working scale only;
-        else also in the frame enlarged until faces of min_size px can be found, stopping at
-        the first scale that finds a face unless every_scale."""
+        else faces from min_size px up: in the frame enlarged until they can be found, stopping
+        at the first scale that finds a face unless every_scale (or, when faces of min_size are
+        large, in the frame reduced below the working scale)."""
 
     def find_face_near(self, prepared: Any, box: np.ndarray) -> np.ndarray | None:
         """The face box around a previous one, or None when the face is no longer there."""
@@ -115,8 +128,9 @@ class DlibBackend:
     frame scaled down to ``detection_size`` (longer side), which bounds the cost on HD input
     and finds faces of a tenth of the frame; asked for smaller faces, it enlarges the frame
     step by step (2x each) up to the scale where they are HOG_MIN_FACE px, within
-    MAX_DETECTION_PIXELS. Tracking re-runs the detector only in a small window around the
-    previous face, scaled so that the face is about 100 px, whatever its size in the frame.
+    MAX_DETECTION_PIXELS; asked only for large faces, it works on a smaller frame. Tracking
+    re-runs the detector only in a small window around the previous face, scaled so that the
+    face is about 100 px, whatever its size in the frame.
     """
 
     def __init__(self, detection_size: int = 640, search_window: float = 2.0) -> None:
@@ -143,19 +157,24 @@ class DlibBackend:
         if scale != 1.0:
             interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
             gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interpolation)
+        # dlib's detector reads a strided view (a window of the frame) wrongly: its scores then
+        # vary from run to run (measured: a face found in 231 of 300 runs on one window).
+        gray = np.ascontiguousarray(gray)
         return [
             np.array([r.left(), r.top(), r.right() + 1, r.bottom() + 1], np.float64) / scale
             for r in _dlib_call(self._detector, gray, 0)
         ]
 
     def scales(self, shape: tuple[int, ...], min_size: float | None) -> list[float]:
-        """The detection scales for a frame of this shape, cheapest first."""
+        """The detection scales for a frame of this shape, cheapest first: the working scale,
+        or a smaller one where faces of min_size are still found, then enlarged ones."""
         scale = min(1.0, self.detection_size / max(shape[:2]))
-        scales = [scale]
         if min_size is None:
-            return scales
+            return [scale]
         budget = math.sqrt(MAX_DETECTION_PIXELS / (shape[0] * shape[1]))
         finest = min(HOG_MIN_FACE / min_size, budget)
+        scale = min(scale, finest)
+        scales = [scale]
         while scale < finest:
             scale = min(2.0 * scale, finest)
             scales.append(scale)
@@ -273,6 +292,12 @@ class TrackingSettings:
     switch_face_ratio: float = 1.4  # move to a face whose side is larger by this factor
     min_confidence: float = 0.2  # below it, a fit counts as a lost face (FAN's heatmap score)
     cut_threshold: float = 0.15  # mean change of a 32 px thumbnail (of 255) that starts anew
+    # Not in the config (bench/landmark_tracking.py compares them): the detector confirms the
+    # face near its box at least every confirm_every frames (1: every frame, as before), in
+    # between only when a fit disagrees; the periodic full detection looks only for faces from
+    # about the tracked one's size up (coarse_check) or works at the working scale.
+    confirm_every: int = 5
+    coarse_check: bool = True
 
     @classmethod
     def from_config(cls, config: Config) -> TrackingSettings:
@@ -290,11 +315,15 @@ class LandmarkDetector:
     """Landmarks of the main (largest) face in still images (``detect``) or streams (``track``).
 
     ``track`` follows the face: the box moves with the previous frame's landmarks and the
-    backend confirms the face near it. The full-frame detector runs when the face is lost and
-    at least every ``redetect_every`` frames; then, if another face is larger than the tracked
-    one by ``switch_face_ratio``, the tracker moves to it, so a small background face found
-    first never holds the track while the main face is in view. A shot cut (a 32 px thumbnail
-    of the frame changes by more than ``cut_threshold``) ends the track.
+    landmarks are fitted in it. While the fit is a fixed point (the box around the new points
+    is the box they were fitted in) and moved little, that is all; the backend confirms the
+    face near the box when the fit disagrees (fast motion, a drifting fit, a face gone) and at
+    least every ``confirm_every`` frames. The full-frame detector runs when the face is lost
+    and at least every ``redetect_every`` frames, looking for faces from about the tracked
+    one's size up (a smaller frame when the face is large); then, if another face is larger
+    than the tracked one by ``switch_face_ratio``, the tracker moves to it, so a small
+    background face found first never holds the track while the main face is in view. A shot
+    cut (a 32 px thumbnail of the frame changes by more than ``cut_threshold``) ends the track.
 
     Faces are searched from a little below ``min_face_size`` up: ``detect`` (photos) looks at
     every scale, so that all faces count in ``faces_seen``; ``track`` enlarges the frame only
@@ -317,8 +346,10 @@ class LandmarkDetector:
         self._frames_to_deep_search = 0  # frames until track may enlarge the frame again
         self.track_id = 0
         self._box: np.ndarray | None = None
+        self._points = np.zeros((68, 2), np.float32)  # the latest landmarks of the track
         self._thumbnail: np.ndarray | None = None
         self._frames_since_detection = 0
+        self._frames_since_confirmed = 0
         # Box relative to its landmarks (centre offset and size, in units of landmark extent).
         self._box_offset = np.zeros(2)
         self._box_size = 1.0
@@ -358,45 +389,67 @@ class LandmarkDetector:
         self._frames_to_deep_search -= 1
         if self._box is None:
             return self._lost(prepared)
-        found = None
+        self._frames_since_confirmed += 1
+        found, fitted = None, []
         if self._frames_since_detection >= self.settings.redetect_every:
-            faces = self._full_detection(prepared)
+            larger_than = CHECK_BELOW_TRACKED * _side(self._box)
+            faces = self._full_detection(
+                prepared, min_size=larger_than if self.settings.coarse_check else None
+            )
             larger = self._larger_face(prepared, faces)
             if larger is not None:
                 return self._start_track(*larger)
             found = max(faces, key=lambda box: _overlap(box, self._box), default=None)
             if found is not None and _overlap(found, self._box) < SAME_FACE_OVERLAP:
                 found = None
+        elif self._frames_since_confirmed < self.settings.confirm_every:
+            # The fit in the moved box is all it takes while it is a fixed point.
+            points, confidence = self.backend.fit_landmarks(prepared, self._box)
+            if confidence >= self.settings.min_confidence and self._holds(points):
+                self._follow(points)
+                return points
+            fitted = [(self._box, points, confidence)]
         if found is None:
             found = self.backend.find_face_near(prepared, self._box)
+        self._frames_since_confirmed = 0
         if found is None:
             return self._lost(prepared)
         # Fit in the box that moved with the landmarks while it agrees with the box just found:
         # detector boxes come in coarse steps and would make the fit jump. When they disagree
         # (a head that moved fast, a fit that drifted, a found box that is off), fit in both and
-        # keep the fit that reproduces its own box best: a good fit is a fixed point.
+        # keep the fit whose own box agrees best with the box found. (Not the fit that
+        # reproduces its own box best: a fit spread too wide gives a box too large that gives
+        # as wide a fit, and a real clip's track grew so until its points were a face off.)
         if _overlap(found, self._box) >= REANCHOR_OVERLAP:
             candidates = [self._box]
         else:
             candidates = [self._box, found]
-        fits = [(box, *self.backend.fit_landmarks(prepared, box)) for box in candidates]
+        fits = fitted + [
+            (box, *self.backend.fit_landmarks(prepared, box)) for box in candidates[len(fitted) :]
+        ]
         fits = [fit for fit in fits if fit[2] >= self.settings.min_confidence]
         if not fits:
             return self._lost(prepared)
-        box, points, _ = max(fits, key=lambda fit: _overlap(fit[0], self._box_around(fit[1])))
+        box, points, _ = max(fits, key=lambda fit: _overlap(found, self._box_around(fit[1])))
         if box is found:
             return self._start_track(found, points, new_track=False)
         self._follow(points)
         return points
 
     def _full_detection(
-        self, prepared: Any, deep: bool = False, every_scale: bool = False
+        self,
+        prepared: Any,
+        deep: bool = False,
+        every_scale: bool = False,
+        min_size: float | None = None,
     ) -> list[np.ndarray]:
-        """Faces in the whole frame: at the working scale, or (deep) down to the smallest."""
+        """Faces in the whole frame: at the working scale, (deep) down to the smallest, or from
+        min_size px up."""
         self.full_detections += 1
         self._frames_since_detection = 0
-        smallest = self.settings.min_face_size * SEARCH_BELOW_MIN if deep else None
-        faces = self.backend.find_faces(prepared, smallest, every_scale)
+        if deep:
+            min_size = self.settings.min_face_size * SEARCH_BELOW_MIN
+        faces = self.backend.find_faces(prepared, min_size, every_scale)
         if every_scale:  # a second look at each face's own scale drops false detections
             faces = [
                 face for face in faces if self.backend.find_face_near(prepared, face) is not None
@@ -452,8 +505,9 @@ class LandmarkDetector:
         center, extent = _center_extent(points)
         self._box_offset = ((box[:2] + box[2:]) / 2.0 - center) / extent
         self._box_size = _side(box) / extent
-        self._box = box
+        self._box, self._points = box, points
         self._radius = face_radius(points)
+        self._frames_since_confirmed = 0
         self.track_id += int(new_track)
         return points
 
@@ -467,7 +521,15 @@ class LandmarkDetector:
     def _follow(self, points: np.ndarray) -> None:
         """Move the box with the face, keeping its relation to the landmarks at detection."""
         self._radius = face_radius(points)
-        self._box = self._box_around(points)
+        self._box, self._points = self._box_around(points), points
+
+    def _holds(self, points: np.ndarray) -> bool:
+        """Whether a fit in the moved box follows the face without the detector's word."""
+        step = float(np.linalg.norm(points - self._points, axis=1).mean())
+        return (
+            _overlap(self._box, self._box_around(points)) >= FIXED_POINT_OVERLAP
+            and step < FIXED_POINT_STEP * self._radius
+        )
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:

@@ -18,6 +18,7 @@ from dataset.landmarks import (
     FanBackend,
     LandmarkDetector,
     TrackingSettings,
+    _side,
     load_backend,
     make_detector,
 )
@@ -256,6 +257,119 @@ def test_a_stream_without_a_face_enlarges_frames_only_now_and_then(monkeypatch):
     for _ in range(10):
         assert detector.track(grey(640, 480)) is None
     assert [m is not None for m in calls] == [True, False, False, False, False] * 2
+
+
+class CountingBackend:
+    """The dlib backend, counting its window detections (find_face_near)."""
+
+    def __init__(self) -> None:
+        self.backend = load_backend("dlib")
+        self.windows = 0
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def find_face_near(self, prepared, box):
+        self.windows += 1
+        return self.backend.find_face_near(prepared, box)
+
+
+def face_at(x: int, face: int = 150) -> np.ndarray:
+    return paste_face(grey(640, 480), "astronaut", face, x, 120)
+
+
+def test_a_slowly_moving_face_is_tracked_without_the_window_detector_on_most_frames():
+    """The fit in the box that moved with the face is a fixed point: the detector near the box
+    runs every confirm_every frames only (before: on every frame), and the points stay on the
+    face as a fresh detection finds it."""
+    backend = CountingBackend()
+    detector, fresh = LandmarkDetector(backend), make_detector("dlib")
+    errors = []
+    for i in range(30):
+        frame = face_at(200 + i)
+        errors.append(mean_error(detector.track(frame), fresh.detect(frame)))
+    assert max(errors) < 2.0, errors
+    # Full detections at frames 0, 10, 20; the window at 5, 15, 25.
+    assert detector.full_detections == 3 and backend.windows == 3
+    assert detector.track_id == 1
+
+
+def test_a_fast_move_is_still_followed():
+    """A face that jumps by a quarter of its width from one frame to the next: the fit in the
+    previous box is off, so the detector near the box finds it and the tracker re-anchors."""
+    backend = CountingBackend()
+    detector = LandmarkDetector(backend)
+    for _ in range(3):
+        detector.track(face_at(200))
+    windows = backend.windows
+    jumped = face_at(240)
+    points = detector.track(jumped)
+    assert backend.windows == windows + 1
+    assert mean_error(points, make_detector("dlib").detect(jumped)) < 3.0
+    assert detector.track_id == 1  # the same track
+
+
+def test_a_face_the_detector_no_longer_sees_is_given_up_within_confirm_every_frames():
+    """A face blurred until HOG no longer finds it (a fresh detection gives None) still looks
+    like a face to the shape predictor, whose fits stay fixed points; the periodic window
+    detection ends the track within confirm_every frames (not only at the full detection)."""
+    frame = face_at(200, face=120)
+    detector = LandmarkDetector(load_backend("dlib"))
+    detector.track(frame)
+    x0, y0, x1, y1 = detector._box.astype(int)
+    blurred = frame.copy()
+    region = (slice(y0 - 30, y1 + 30), slice(x0 - 30, x1 + 30))
+    blurred[region] = cv2.GaussianBlur(frame[region], (0, 0), 6)
+    assert make_detector("dlib").detect(blurred) is None
+    for _ in range(2):
+        detector.track(frame)
+    lost = [detector.track(blurred) is None for _ in range(12)]
+    # confirm_every is 5: the face goes at frame 3, the track by frame 5 (not at frame 10).
+    assert True in lost and lost.index(True) <= 2, lost
+
+
+def test_a_track_whose_box_grew_reanchors_on_the_face_the_detector_finds():
+    """A drifted track (on a real clip the box grew frame by frame around a fit spread too
+    wide, until its points were a face off): with the box 1.8 times too large, the fit in it
+    reproduces its own box better than the fit in the detector's box does, so the tracker must
+    choose the fit that agrees with the detector's box."""
+    frame = paste_face(grey(640, 480), "grace_hopper", 150, 200, 120)
+    detector = LandmarkDetector(load_backend("dlib"))
+    truth = detector.track(frame)
+    center, half = (detector._box[:2] + detector._box[2:]) / 2, _side(detector._box) * 0.9
+    detector._box = np.concatenate([center - half, center + half])
+    assert mean_error(detector.track(frame), truth) < 5.0
+
+
+def test_the_periodic_full_detection_of_a_large_face_works_on_a_smaller_frame(monkeypatch):
+    """It looks only for faces from about the tracked one's size up (the tracked face to
+    confirm it, larger ones to switch to): a 150 px face in 640x480 is checked at half scale,
+    a quarter of the pixels of the working scale."""
+    backend = load_backend("dlib")
+    scales = []
+    original = backend._detect_scaled
+    monkeypatch.setattr(
+        backend, "_detect_scaled", lambda gray, scale: scales.append(scale) or original(gray, scale)
+    )
+    detector = LandmarkDetector(backend, TrackingSettings(redetect_every=5, confirm_every=100))
+    for i in range(6):
+        assert detector.track(face_at(200 + i)) is not None
+    assert detector.full_detections == 2 and len(scales) == 2
+    assert scales[0] == 1.0 and 0.4 < scales[1] < 0.7, scales
+
+
+def test_the_window_detector_is_given_contiguous_pixels(monkeypatch):
+    """A window that needs no rescaling is a strided view of the frame; dlib's detector read such
+    views wrongly (its scores varied from run to run, so tracking did too)."""
+    backend = load_backend("dlib")
+    arrays = []
+    detector = backend._detector
+    monkeypatch.setattr(
+        backend, "_detector", lambda image, upsample: arrays.append(image) or detector(image, 0)
+    )
+    gray = cv2.cvtColor(face_at(200), cv2.COLOR_RGB2GRAY)
+    backend.find_face_near(gray, np.array([100.0, 100.0, 200.0, 200.0]))  # a 200 px window
+    assert arrays[0].shape == (200, 200) and arrays[0].flags["C_CONTIGUOUS"]
 
 
 def test_two_threads_detecting_and_describing_at_once_do_not_crash_the_process():
