@@ -335,11 +335,21 @@ def _merge(instance: Any, values: dict[str, Any], prefix: str) -> None:
 
 
 def apply_override(config: Config, override: str) -> None:
-    """Apply one 'section.field=value' override; the value is parsed as YAML."""
+    """Apply one 'section.field=value' override; the value is parsed as YAML.
+
+    ConfigError, in one line naming the override, when it has no '=', its value is not YAML
+    (an unclosed list: 'train.steps=[1,'), or the key or value is wrong for the config.
+    """
     if "=" not in override:
         raise ConfigError(f"override '{override}' is not of the form section.field=value")
     dotted, raw = override.split("=", 1)
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            f"--set {override}: the value is not YAML ({_yaml_problem(error)}); quote text and "
+            "close lists, e.g. --set 'section.field=[1, 2]'"
+        ) from error
     for part in reversed(dotted.strip().split(".")):
         value = {part: value}
     _merge(config, value, "")
@@ -352,6 +362,17 @@ def load_config_dict(values: dict[str, Any]) -> Config:
     return validate(config)
 
 
+def _yaml_problem(error: Exception) -> str:
+    """A YAML parser's (or decoder's) complaint in one line: what is wrong, and where."""
+    problem = getattr(error, "problem", None)
+    if problem is None:
+        return " ".join(str(error).split())
+    mark = getattr(error, "problem_mark", None)
+    if mark is None:
+        return problem
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML config file's own values (nested dict); ConfigError if missing or not YAML."""
     path = Path(path)
@@ -361,7 +382,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         with path.open(encoding="utf-8") as handle:
             values = yaml.safe_load(handle) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path} is not a YAML config file: {error}") from error
+        raise ConfigError(f"{path} is not a YAML config file: {_yaml_problem(error)}") from error
     except OSError as error:
         raise ConfigError(f"{path}: {error.strerror or error}") from error
     if not isinstance(values, dict):

@@ -131,6 +131,20 @@ def test_a_yaml_syntax_error_names_the_file(tmp_path):
         load_config(binary)
 
 
+def test_a_set_value_that_is_not_yaml_is_one_line_naming_it(tmp_path, capsys):
+    """Before: a raw yaml ParserError traceback, while the same mistake in a --config file
+    was a message."""
+    from train import main as train_main
+
+    with pytest.raises(ConfigError, match=r"^--set train.steps=\[1,: the value is not YAML"):
+        load_config(PARAMS_DIR / "tiny.yaml", ["train.steps=[1,"])
+    command = ["--config", "params/tiny.yaml", "--out", str(tmp_path / "run")]
+    assert train_main([*command, "--set", "train.steps=[1,"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("error: --set train.steps=[1,: the value is not YAML (")
+    assert said.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
 def test_preprocessing_refuses_a_crop_size_out_of_range(tmp_path, capsys):
     from dataset.preprocess import main as preprocess_main
 
