@@ -37,6 +37,7 @@ from dataset.face import CROP_VERSION, CropSettings
 from params.config import Config
 from utils.files import atomic_write_bytes
 from utils.folders import is_os_file
+from utils.images import image_size
 
 RECORDS_DIR = "records"
 MANIFESTS_DIR = "manifests"
@@ -173,12 +174,42 @@ def _check_sizes(data: np.lib.npyio.NpzFile, path: Path) -> None:
             raise StoreError(f"record {path} would decode to more than {MAX_RECORD_BYTES} bytes")
 
 
+# Landmarks are in crop pixels, the face near the crop's centre: points further outside the
+# frame than this many frame sides are no tracked face (a damaged or hostile record; 3e38 drew
+# blank landmark pictures that were trained on).
+LANDMARK_MARGIN = 1.0
+
+
+def _landmarks_far_outside(record: VideoRecord) -> str | None:
+    """Why the record's finite landmarks are no face in its frames (more than LANDMARK_MARGIN
+    frame sides outside the first frame's size, or frames that are no pictures); None if
+    they are."""
+    try:
+        width, height = image_size(io.BytesIO(record.jpeg_frames[0]))
+    except OSError:
+        return "frame 0 is no picture"
+    low = -LANDMARK_MARGIN * np.array([width, height])
+    high = (1 + LANDMARK_MARGIN) * np.array([width, height])
+    outside = ((record.landmarks < low) | (record.landmarks > high)).any(axis=-1)
+    if not outside.any():
+        return None
+    frame, point = np.argwhere(outside)[0]
+    x, y = record.landmarks[frame, point]
+    return (
+        f"landmarks: {int(outside.sum())} points lie more than {LANDMARK_MARGIN:g} frame side "
+        f"outside the {width}x{height} frame (frame {frame}: ({x:.3g}, {y:.3g}))"
+    )
+
+
 def _validate(record: VideoRecord, path: Path) -> VideoRecord:
-    """The shapes and values a record must have; StoreError otherwise."""
+    """The shapes and values a record must have; StoreError otherwise: landmarks must be
+    finite and lie in the frame, up to LANDMARK_MARGIN frame sides outside it."""
     count = len(record.jpeg_frames)
     problems = []
     if record.landmarks.shape != (count, 68, 2) or not np.isfinite(record.landmarks).all():
         problems.append(f"landmarks: shape {record.landmarks.shape} or non-finite values")
+    elif count and (outside := _landmarks_far_outside(record)):
+        problems.append(outside)
     if record.crop_matrices.shape != (count, 2, 3) or not np.isfinite(record.crop_matrices).all():
         problems.append("crop matrices")
     if len(record.clip_indices) != count or len(record.frame_indices) != count:
@@ -196,8 +227,8 @@ def read_record(path: Path) -> VideoRecord:
     """Read one record file whole (no handle stays open); StoreError if it is damaged.
 
     Sizes are checked against MAX_RECORD_BYTES before any array is inflated, and shapes and
-    values (finite landmarks, consistent counts) after: training replaces such a record with
-    another video and logs it (dataset/voxceleb.py).
+    values (finite landmarks in the frame, consistent counts) after: training replaces such a
+    record with another video and logs it (dataset/voxceleb.py).
     """
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -356,12 +387,19 @@ def scan_records(
         key = record_key(identity, video)
         if not include(key):
             continue
+        relative = path.relative_to(store).as_posix()
+        _check_confined(
+            store,
+            relative,
+            f"store {store}",
+            "a link to a file elsewhere is not read: put the record file itself there, or "
+            "delete it, and run again",
+        )
         try:
             with np.load(path, allow_pickle=False) as data:
                 num_frames = len(data["landmarks"])
         except (OSError, KeyError, ValueError) as error:
             raise StoreError(f"damaged record {path}: {error}; delete it and rerun") from error
-        relative = path.relative_to(store).as_posix()
         entries.append(ManifestEntry(key, relative, identity, video, num_frames))
     return sorted(entries, key=lambda entry: entry.key)
 
@@ -392,22 +430,21 @@ def read_manifest(store: Path) -> list[ManifestEntry]:
     entries: dict[str, ManifestEntry] = {}
     for path in paths:
         try:
-            for entry in json.loads(path.read_text(encoding="utf-8"))["records"]:
-                entries[entry["key"]] = _confined(ManifestEntry(**entry), store, path)
+            for values in json.loads(path.read_text(encoding="utf-8"))["records"]:
+                entry = ManifestEntry(**values)
+                _check_confined(store, str(entry.path), f"manifest {path}", "rerun with --merge")
+                entries[entry.key] = entry
         except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise StoreError(f"damaged manifest {path}: {error}; rerun with --merge") from error
     return [entries[key] for key in sorted(entries)]
 
 
-def _confined(entry: ManifestEntry, store: Path, manifest: Path) -> ManifestEntry:
-    """The entry, if its record lies inside the store's records folder; StoreError otherwise
-    (an absolute path or one that climbs out with '..' would be read from anywhere)."""
-    relative = Path(str(entry.path))
+def _check_confined(store: Path, relative: str, where: str, remedy: str) -> None:
+    """StoreError 'WHERE: record path RELATIVE points outside STORE/records; REMEDY' when a
+    record path (relative to the store) is absolute, climbs out with '..', or is a link to a
+    file outside the records folder: such a record would be read from anywhere."""
+    path = Path(relative)
     records = (store / RECORDS_DIR).resolve()
-    inside = (store / relative).resolve()
-    if relative.is_absolute() or ".." in relative.parts or records not in inside.parents:
-        raise StoreError(
-            f"manifest {manifest}: record path {entry.path!r} points outside {records}; "
-            "rerun with --merge"
-        )
-    return entry
+    inside = (store / path).resolve()
+    if path.is_absolute() or ".." in path.parts or records not in inside.parents:
+        raise StoreError(f"{where}: record path {relative!r} points outside {records}; {remedy}")

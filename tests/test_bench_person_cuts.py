@@ -27,6 +27,7 @@ from bench.person_cuts import (
 from dataset.store import VideoRecord, write_record
 from dataset.synthetic import face_pictures
 from dataset.video import frame_count
+from utils.images import encode_jpeg
 
 
 def test_a_short_clip_is_played_back_and_forth():
@@ -94,7 +95,7 @@ def test_a_record_holding_both_people_is_counted_as_mixed(tmp_path):
         record = VideoRecord(
             video.identity,
             "clip",
-            [b"jpeg"] * len(kept),
+            [encode_jpeg(np.zeros((64, 64, 3), np.uint8))] * len(kept),
             np.zeros((len(kept), 68, 2), np.float32),
             np.zeros((len(kept), 2, 3)),
             ["00001.mp4"],

@@ -4,6 +4,7 @@ keep of every crop, image grids for demos and training samples, short animations
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -38,8 +39,9 @@ def save_image(image: np.ndarray, path: str | Path) -> None:
 MAX_IMAGE_PIXELS = 200_000_000  # data.max_image_pixels: 14000x14000, a 200 MP phone photo
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) that an image file declares, read from its header (Pillow), undecoded."""
+def image_size(path: str | Path | BinaryIO) -> tuple[int, int]:
+    """(width, height) that an image file (a path, or bytes in io.BytesIO) declares, read from
+    its header (Pillow), undecoded. OSError when it is no image."""
     Image.MAX_IMAGE_PIXELS = None  # the caller sets the limit; Pillow would only warn or raise
     try:
         with Image.open(path) as image:
