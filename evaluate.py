@@ -27,6 +27,7 @@ from runtime.cli import add_run_arguments, run_settings, user_error
 from utils.signals import report_stop, stop_requests_as_ctrl_c
 
 USER_ERRORS = (MetaModelError, ConfigError, StoreError, PreprocessError)
+AGAIN = "run the same command again: finished videos are kept"  # after a stop or a full disk
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             args.out, sorted(per_video), max(config.eval.shots), args.out / "grid.png"
         )
     except (*USER_ERRORS, protocol.ReportFolderError, OSError) as error:
-        return user_error(error)
+        return user_error(error, AGAIN)
     except KeyboardInterrupt:
-        return report_stop("run the same command again: finished videos are kept")
+        return report_stop(AGAIN)
     print(md_path.read_text(encoding="utf-8"))
     print(f"wrote {json_path}, {md_path}, {picture}")
     return 0

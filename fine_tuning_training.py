@@ -24,6 +24,8 @@ from person.finetune import FineTuneError, fine_tune
 from runtime.cli import add_run_arguments, refuse_to_overwrite, run_settings, user_error
 from utils.signals import report_stop, stop_requests_as_ctrl_c
 
+RESUME = "the same command with --resume"  # after a stop, or a full disk: no step is lost
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -57,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         PerceptualWeightsError,
         OSError,
     ) as error:
-        return user_error(error)
+        return user_error(error, f"run {RESUME}")
     except KeyboardInterrupt:
-        return report_stop("continue from the last saved step: the same command with --resume")
+        return report_stop(f"continue from the last saved step: {RESUME}")
     print(f"wrote {args.out} ({tuned.kind}, {len(tuned.frames)} frames)")
     return 0
 

@@ -21,7 +21,7 @@ from dataset.store import StoreError
 from loss.vggface import PerceptualWeightsError
 from params.config import PARAMS_DIR, ConfigError, add_config_arguments, config_from_args
 from training.checkpoint import CheckpointError
-from training.loop import RunFolderError, train
+from training.loop import RunFolderError, how_to_continue, train
 from training.monitor import TrainingCollapsed
 from utils.device import DeviceError
 from utils.files import describe_os_error
@@ -61,14 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         DeviceError,
         OSError,
     ) as error:
-        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        print(f"error: {describe_os_error(error, how_to_continue(args.out))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # one process: the loop saved the last finished step
         if os.environ.get("RANK", "0") != "0":
             return STOPPED
-        if not (args.out / "config.yaml").is_file():
-            return report_stop("it had not started: run the same command again")
-        return report_stop(f"continue with: python train.py --out {args.out} --resume")
+        return report_stop(how_to_continue(args.out))
     print(f"done: {meta}")
     return 0
 

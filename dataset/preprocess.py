@@ -59,7 +59,7 @@ from dataset.store import (
 from dataset.video import VideoReadError, frame_count
 from params.config import Config, ConfigError, add_config_arguments, config_from_args, validate
 from utils.device import DeviceError, resolve_device
-from utils.files import describe_os_error, open_for_append
+from utils.files import describe_os_error, errors_naming, open_for_append
 from utils.folders import is_os_file
 from utils.signals import report_stop, stop_requests_as_ctrl_c
 
@@ -70,6 +70,7 @@ SKIP_TOO_FEW_SAME_PERSON = "too_few_same_person"
 SKIP_ERROR = "error"
 CLIP_UNREADABLE = "clip_unreadable"  # one clip of a video that gave a record all the same
 OTHER_PERSON = "other_person_dropped"  # frames of a record's video that show someone else
+AGAIN = "run the same command again: finished records are kept"  # after a stop or a full disk
 
 log = logging.getLogger(__name__)
 
@@ -363,26 +364,28 @@ def preprocess(
             todo.append(source)
     skipped_path = _skipped_file(store, shard)
     skipped_path.parent.mkdir(parents=True, exist_ok=True)
-    outcomes = run_videos(todo, options, config, workers)
-    with open_for_append(skipped_path) as skipped_log:
+    open_for_append(skipped_path).close()  # made (never through a link) before any work
 
-        def log(key: str, reason: str, detail: str) -> None:
-            detail = " ".join(detail.split())  # one line, no tabs
+    def log(key: str, reason: str, detail: str) -> None:
+        detail = " ".join(detail.split())  # one line, no tabs
+        # Opened per line: a write that fails (a full disk) is said naming the log, and leaves
+        # no buffered line behind for a later close to fail on.
+        with errors_naming(skipped_path), open_for_append(skipped_path) as skipped_log:
             skipped_log.write(f"{key}\t{reason}\t{detail}\n")
-            skipped_log.flush()
 
-        for outcome in tqdm(outcomes, total=len(todo), unit="video", disable=not progress):
-            for clip, why in outcome.unreadable_clips:
-                summary.unreadable_clips += 1
-                log(f"{outcome.key}/{clip}", CLIP_UNREADABLE, why)
-            for line in outcome.other_person:
-                log(f"{outcome.key}/{line.split(':')[0]}", OTHER_PERSON, line)
-            if outcome.reason is None:
-                summary.done += 1
-                summary.other_person_frames += outcome.other_person_frames
-                continue
-            summary.skipped[outcome.reason] += 1
-            log(outcome.key, outcome.reason, outcome.detail)
+    outcomes = run_videos(todo, options, config, workers)
+    for outcome in tqdm(outcomes, total=len(todo), unit="video", disable=not progress):
+        for clip, why in outcome.unreadable_clips:
+            summary.unreadable_clips += 1
+            log(f"{outcome.key}/{clip}", CLIP_UNREADABLE, why)
+        for line in outcome.other_person:
+            log(f"{outcome.key}/{line.split(':')[0]}", OTHER_PERSON, line)
+        if outcome.reason is None:
+            summary.done += 1
+            summary.other_person_frames += outcome.other_person_frames
+            continue
+        summary.skipped[outcome.reason] += 1
+        log(outcome.key, outcome.reason, outcome.detail)
     write_manifest(store, shard)
     summary.seconds = time.perf_counter() - start
     return summary
@@ -425,25 +428,25 @@ def main(argv: Iterable[str] | None = None) -> int:
     )
     add_config_arguments(parser)
     args = parser.parse_args(None if argv is None else list(argv))
-    if args.merge:
-        print(f"manifest: {len(write_manifest(args.dst))} records")
-        return 0
-    if args.src is None:
+    if args.src is None and not args.merge:
         parser.error("--src is required (unless --merge)")
     if args.workers < 0:
         parser.error("--workers must be >= 0")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        if args.merge:
+            print(f"manifest: {len(write_manifest(args.dst))} records")
+            return 0
         config = config_from_args(args)
         _options_into_config(args, config)
         validate(config)
         with stop_requests_as_ctrl_c():
             summary = preprocess(args.src, args.dst, config, args.workers, args.shard)
     except (PreprocessError, StoreError, ConfigError, DeviceError, OSError) as error:
-        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        print(f"error: {describe_os_error(error, AGAIN)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return report_stop("run the same command again: finished records are kept")
+        return report_stop(AGAIN)
     print(summary.report())
     if summary.skipped or summary.unreadable_clips:
         print(f"skipped videos and clips, with reasons: {_skipped_file(args.dst, args.shard)}")

@@ -51,7 +51,7 @@ from person.assemble import Candidate, assemble_person
 from person.distill import distilled_in_memory
 from person.finetune import tuned_in_memory
 from runtime.precision import Precision
-from utils.files import atomic_write_bytes, replace_file
+from utils.files import atomic_write, atomic_write_bytes
 from utils.images import decode_jpeg, save_image
 
 log = logging.getLogger(__name__)
@@ -340,11 +340,8 @@ def save_video(out: Path, key: str, results: dict, generated: dict[str, np.ndarr
     folder = out / "videos"
     folder.mkdir(parents=True, exist_ok=True)
     name = safe_name(key)
-    buffer_path = folder / f"{name}.npz"
     save = {cell.replace("/", "__"): value for cell, value in generated.items()}
-    with open(buffer_path.with_suffix(".tmp.npz"), "wb") as handle:
-        np.savez_compressed(handle, **save)
-    replace_file(buffer_path.with_suffix(".tmp.npz"), buffer_path)
+    atomic_write(folder / f"{name}.npz", lambda temp: np.savez_compressed(temp, **save))
     atomic_write_bytes(folder / f"{name}.json", json.dumps(results).encode())
 
 

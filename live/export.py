@@ -23,8 +23,8 @@ from torch.nn.utils import parametrize
 
 from models.person_model import PersonModel, PersonModelError, load_person_model
 from network import Generator
-from runtime.cli import refuse_to_overwrite
-from utils.files import atomic_write, describe_os_error
+from runtime.cli import refuse_to_overwrite, user_error
+from utils.files import atomic_torch_write, atomic_write
 
 FORMATS = ("onnx", "torchscript")
 
@@ -63,7 +63,7 @@ def export_person(person: PersonModel, path: Path, kind: str) -> Path:
     with torch.no_grad():
         if kind == "torchscript":
             traced = torch.jit.trace(network, example)
-            atomic_write(path, lambda temp: traced.save(temp))
+            atomic_torch_write(path, lambda handle: torch.jit.save(traced, handle))
         else:
             atomic_write(
                 path,
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         person = load_person_model(args.person)
         export_person(person, args.out, args.format)
     except (PersonModelError, OSError) as error:
-        print(f"error: {describe_os_error(error)}", file=sys.stderr)
-        return 2
+        return user_error(error)
     print(
         f"wrote {args.out} ({args.format}; input (B, 3, {person.config.model.image_size}, "
         f"{person.config.model.image_size}) landmark pictures)"

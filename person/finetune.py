@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,13 @@ from runtime.precision import Precision
 from runtime.rng import restore_rng, rng_state
 from runtime.runlog import RunLog, plot_losses, sample_grid
 from runtime.stop import StopRequest
-from utils.files import atomic_save, hold_folder, load_work_state, remove_folder
+from utils.files import (
+    atomic_save,
+    atomic_write_bytes,
+    hold_folder,
+    load_work_state,
+    remove_folder,
+)
 from utils.images import save_image
 from utils.tensors import tensor_bytes
 
@@ -194,7 +199,10 @@ def fine_tune(
 ) -> PersonModel:
     """Fine-tune, checkpointing into OUT.work/; returns (and writes to out) the person model.
 
-    One process per work folder: a second one gets FineTuneError."""
+    One process per work folder: a second one gets FineTuneError. The last step is saved in
+    OUT.work/ before out is written, and OUT.work/ is deleted only once it is: when a write
+    fails (OSError naming the file: a full disk) no step is lost, and resume=True writes the
+    outputs without a step more."""
     with hold_folder(work_folder(out), FineTuneError, "fine-tuning"):
         tuned = _fine_tune(meta, person, config, out, precision, resume, progress_bar)
     remove_folder(work_folder(out))  # once its lock is let go: Windows deletes no open file
@@ -240,6 +248,9 @@ def _fine_tune(
     tune = config.finetune
     bar = tqdm(total=steps, initial=step, unit="step", disable=not progress_bar, desc="fine-tuning")
 
+    def work_state(done: int) -> dict[str, object]:
+        return {**tuner.state_dict(), "step": done, "rng": rng_state(), "made_from": made_from}
+
     def after_step(done: int, scalars: dict[str, float]) -> None:
         bar.update(1)
         if done % tune.log_every == 0 or done == steps:
@@ -252,8 +263,7 @@ def _fine_tune(
             log.picture(done, "samples", grid)
             plot_losses(work)
         if (done % tune.checkpoint_every == 0 or stop.requested) and done < steps:
-            state = {**tuner.state_dict(), "step": done, "rng": rng_state(), "made_from": made_from}
-            atomic_save(state, checkpoint_path)
+            atomic_save(work_state(done), checkpoint_path)
         if stop.requested and done < steps:
             raise KeyboardInterrupt  # the finished step is saved: --resume continues from it
 
@@ -265,8 +275,11 @@ def _fine_tune(
         stop.restore()
         bar.close()
         log.close()
+    last = work_state(steps)  # before person_model takes psi out of G
     tuned = tuner.person_model(person)
     check_finite(tuned, steps)
+    if step < steps:  # kept until the outputs are written: a failed write (a full disk) loses
+        atomic_save(last, checkpoint_path)  # no step, and --resume writes them at once
     _write_pictures(tuned, data, out, work)
     tuned.save(out)
     return tuned
@@ -322,4 +335,4 @@ def _write_pictures(tuned: PersonModel, data: PersonFrames, out: Path, work: Pat
     save_image(grid, out.with_name(out.stem + "_samples.png"))
     plot = plot_losses(work)
     if plot is not None:
-        shutil.copyfile(plot, out.with_name(out.stem + "_loss.png"))
+        atomic_write_bytes(out.with_name(out.stem + "_loss.png"), plot.read_bytes())

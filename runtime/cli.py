@@ -77,11 +77,12 @@ def run_settings(base: Config, args: argparse.Namespace) -> RunSettings:
     )
 
 
-def user_error(error: Exception) -> int:
+def user_error(error: Exception, then: str = "run the same command again") -> int:
     """Print 'error: ...' to stderr; returns the exit status.
 
     An operating-system error (a full disk, a folder without write access, a missing file)
-    is said as 'error: PATH: REASON', without Python's errno decoration.
+    is said as 'error: PATH: REASON', without Python's errno decoration; a full disk adds the
+    way on, 'free space, then THEN' (utils/files.describe_os_error).
     """
-    print(f"error: {describe_os_error(error)}", file=sys.stderr)
+    print(f"error: {describe_os_error(error, then)}", file=sys.stderr)
     return USER_ERROR

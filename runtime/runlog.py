@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from dataset.value_range import tensor_to_image
-from utils.files import atomic_write
+from utils.files import atomic_write, errors_naming
 from utils.images import image_grid, save_image
 
 METRICS_FILE = "metrics.jsonl"
@@ -58,7 +58,8 @@ class RunLog:
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
-        with (self.run_dir / METRICS_FILE).open("a", encoding="utf-8") as handle:
+        path = self.run_dir / METRICS_FILE
+        with errors_naming(path), path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, **values}) + "\n")
 
     def picture(self, step: int, name: str, picture: np.ndarray) -> Path:

@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+from full_disk import fill, read_only
 from skimage import data as skimage_data
 from stop_requests import WAYS, ask_to_stop, stop_file
 from synthetic_videos import BuiltStore, built_store, still_frame, unseen_cut_clip
@@ -31,6 +32,7 @@ from params.config import PARAMS_DIR, load_config, with_run_settings
 from person.assemble import Candidate
 from person.embed import NoFaceError, embed_person, expand_inputs, select_frames
 from person.finetune import FineTuner, work_folder
+from training.export import main as meta_export_main
 from training.loop import train
 from utils.images import read_image, save_image
 
@@ -551,3 +553,71 @@ def test_a_stop_during_fine_tuning_saves_the_step_and_resumes_exactly(
     assert finetune_main([*command(tmp_path / "resumed.pt"), "--resume"]) == 0
     straight, resumed = (load_person_model(tmp_path / n) for n in ("straight.pt", "resumed.pt"))
     assert torch.equal(straight.psi, resumed.psi)
+
+
+def test_outputs_on_a_full_disk_or_read_only_folder_are_named_with_the_way_on(
+    meta_path, astronaut_video, tmp_path, monkeypatch, capsys
+):
+    """Before: torch's RuntimeError traceback ('[enforce fail at inline_container.cc:...]
+    unexpected pos') for embedder_inference.py --out and training.export --out, 'error: No
+    space left on device' for live.export, and a read-only folder said of the hidden temp
+    file ('.p.x8k2j1qz.tmp.pt') instead of --out."""
+    person = tmp_path / "person.pt"
+    photo = astronaut_video / "photo.jpg"
+    assert embed(meta_path, person, photo) == 0
+    capsys.readouterr()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+
+    def exported(kind):
+        return lambda out: export_main([str(person), "--format", kind, "--out", str(out)])
+
+    commands = {
+        "p.pt": lambda out: embed(meta_path, out, photo),
+        "meta.pt": lambda out: meta_export_main([str(meta_path.parent), "--out", str(out)]),
+        "p.onnx": exported("onnx"),
+        "p.ts": exported("torchscript"),
+    }
+    for fault, reason in (
+        (fill, "No space left on device: free space, then run the same command again"),
+        (read_only, "Read-only file system"),
+    ):
+        with monkeypatch.context() as patch:
+            fault(patch, disk)
+            for name, command in commands.items():
+                assert command(disk / name) == 2, name
+                assert capsys.readouterr().err.endswith(f"error: {disk / name}: {reason}\n")
+    assert list(disk.iterdir()) == []  # no half file, no temp file
+
+
+def test_a_full_disk_at_the_end_of_fine_tuning_loses_no_step(
+    meta_path, astronaut_video, tmp_path, monkeypatch, capsys
+):
+    """Before: 'error: No space left on device', and no checkpoint of the finished steps in
+    the work folder: --resume started again from step 0."""
+    person = tmp_path / "one.pt"
+    assert embed(meta_path, person, astronaut_video / "photo.jpg") == 0
+
+    def command(out):
+        return [
+            *("--model", str(meta_path), "--person", str(person), "--out", str(out)),
+            *("--no-progress", "--set", "finetune.steps=3", *RANDOM_VGG),
+        ]
+
+    out = tmp_path / "tuned.pt"
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        fill(patch, tmp_path, room=1000, names=".tuned.*")  # the output's temp file
+        assert finetune_main(command(out)) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out}: No space left on device: free space, then run the same command with "
+        "--resume\n"
+    )
+    saved = torch.load(work_folder(out) / "finetune.pt", weights_only=True)
+    assert saved["step"] == 3 and not out.exists()
+    steps = []
+    with monkeypatch.context() as patch:
+        patch.setattr(FineTuner, "step", lambda *args: steps.append(args))
+        assert finetune_main([*command(out), "--resume"]) == 0  # space freed
+    assert steps == [] and not work_folder(out).exists()  # written without a step more
+    assert torch.equal(load_person_model(out).psi, saved["generator"]["psi"])  # the 3rd step's

@@ -11,6 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from full_disk import fill
 from synthetic_videos import BuiltStore, built_store
 from windows_files import make_link
 
@@ -87,22 +88,40 @@ def test_a_record_declaring_a_terabyte_is_refused_before_inflating(tmp_path):
         read_record(path)
 
 
-def test_nan_landmarks_and_inconsistent_counts_are_damaged_records(store):
+# Landmarks that are no face in the frame: NaN, and finite but absurd (3e38 drew blank landmark
+# pictures that were trained on, with only a numpy RuntimeWarning), or one frame side and more
+# outside a 64 px crop.
+ABSURD = [np.nan, 3e38, -3e38, 64 * 2 + 1, -65]
+
+
+@pytest.mark.parametrize("value", ABSURD)
+def test_absurd_landmarks_and_inconsistent_counts_are_damaged_records(store, value):
     entry = read_manifest(store)[0]
     record = read_record(store / entry.path)
     record.landmarks = record.landmarks.copy()
-    record.landmarks[0, 5, 0] = np.nan
+    record.landmarks[0, 5, 0] = value
     write_record(store, record)
-    with pytest.raises(StoreError, match="landmarks"):
+    with pytest.raises(StoreError, match="damaged record .*: landmarks"):
         read_record(store / entry.path)
 
 
-def test_bad_records_are_replaced_in_training_not_trained_on(built, store, caplog):
-    """NaN landmarks were trained on; now the record goes down the replaced-and-logged path."""
+def test_landmarks_a_little_outside_the_frame_are_a_face_at_its_edge(store):
+    entry = read_manifest(store)[0]
+    record = read_record(store / entry.path)
+    record.landmarks = record.landmarks.copy()
+    record.landmarks[0, :17] = [-20.0, 80.0]  # a jaw below and left of a 64 px crop
+    write_record(store, record)
+    assert read_record(store / entry.path).landmarks[0, 0, 0] == -20.0
+
+
+@pytest.mark.parametrize("value", [np.nan, 3e38])
+def test_bad_records_are_replaced_in_training_not_trained_on(built, store, caplog, value):
+    """NaN or 3e38 landmarks were trained on; now the record goes down the replaced-and-logged
+    path."""
     entries = read_manifest(store)
     for entry in entries[:1]:
         record = read_record(store / entry.path)
-        record.landmarks = np.full_like(record.landmarks, np.nan)  # before: trained on
+        record.landmarks = np.full_like(record.landmarks, value)  # before: trained on
         write_record(store, record)
     config = dataclasses.replace(
         built.config, data=dataclasses.replace(built.config.data, store=str(store))
@@ -138,3 +157,32 @@ def test_a_video_whose_name_starts_with_a_dot_is_in_the_manifest(built, tmp_path
     record.video = ".take1"
     write_record(store, record)
     assert f"{record.identity}/.take1" in {entry.key for entry in write_manifest(store)}
+
+
+@pytest.mark.parametrize("target", ["a record", "no record"])
+def test_merge_refuses_a_record_that_links_outside_the_store(store, tmp_path, capsys, target):
+    """Before: a StoreError traceback (a link to a file that is no record), or a manifest that
+    training then refused (a link to a record elsewhere); now the refusal training gives."""
+    record = store / read_manifest(store)[0].path
+    outside = tmp_path / "outside.npz"
+    outside.write_bytes(record.read_bytes() if target == "a record" else b"secret\n")
+    record.unlink()
+    make_link(record, outside)
+    assert preprocess_main(["--dst", str(store), "--merge"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(f"error: store {store}: record path ") and said.count("\n") == 1
+    assert f"points outside {(store / 'records').resolve()}" in said
+
+
+def test_a_full_disk_while_preprocessing_names_the_file_and_the_way_on(
+    built, store, monkeypatch, capsys
+):
+    """Before: 'error: No space left on device', naming neither the file nor what to do."""
+    fill(monkeypatch, store / MANIFESTS_DIR)
+    command = ["--src", str(built.tree.root), "--dst", str(store), "--workers", "0"]
+    command += ["--config", "params/tiny.yaml", "--set", "data.frames_per_video=6"]
+    assert preprocess_main(command) == 2  # nothing left to do but the manifest
+    assert capsys.readouterr().err.endswith(  # after the progress bar
+        f"\nerror: {store / MANIFESTS_DIR / 'shard-0-of-1.json'}: No space left on device: free "
+        "space, then run the same command again: finished records are kept\n"
+    )

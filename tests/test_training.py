@@ -8,6 +8,7 @@ from pathlib import Path
 import filelock
 import pytest
 import torch
+from full_disk import fill
 from stop_requests import WAYS, ask_to_stop, stop_file
 from synthetic_videos import BuiltStore, built_store
 
@@ -311,3 +312,22 @@ def test_a_run_that_failed_to_start_can_be_started_again(built, tmp_path, capsys
         assert train_main([*start, *quick, "--set", "device=cuda:0"]) == 2
         assert "has no CUDA GPU" in capsys.readouterr().err
     assert train_main([*start, *quick]) == 0
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_others_and_says_how_to_resume(
+    built, tmp_path, monkeypatch, capsys
+):
+    """Before: RuntimeError '[enforce fail at inline_container.cc:...] unexpected pos' from
+    inside torch's zip writer, which train.py's OSError handler missed."""
+    run = tmp_path / "run"
+    start = ["--config", "params/tiny.yaml", "--data", str(built.store), "--out", str(run)]
+    every_step = ["--set", "train.checkpoint_every=1", "--set", "train.steps=2", "--no-progress"]
+    with monkeypatch.context() as patch:
+        fill(patch, run / "checkpoints", room=1000, names=".step-000000002.*")  # its temp file
+        assert train_main([*start, *every_step]) == 2
+    second = run / "checkpoints" / "step-000000002.pt"
+    assert capsys.readouterr().err == (
+        f"error: {second}: No space left on device: free space, then continue with: "
+        f"python train.py --out {run} --resume (its checkpoints are kept)\n"
+    )
+    assert [path.name for path in (run / "checkpoints").iterdir()] == ["step-000000001.pt"]

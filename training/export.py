@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 from models.meta_model import export_meta_model
-from runtime.cli import refuse_to_overwrite
+from runtime.cli import refuse_to_overwrite, user_error
 from training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from utils.files import describe_os_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         export_meta_model(load_checkpoint(source), args.out)
     except (CheckpointError, OSError) as error:
-        print(f"error: {describe_os_error(error)}", file=sys.stderr)
-        return 2
+        return user_error(error)
     print(f"wrote {args.out} (from {source})")
     return 0
 

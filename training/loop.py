@@ -82,6 +82,15 @@ def prepare_run_folder(run_dir: Path, resume: bool) -> Path | None:
     return None
 
 
+def how_to_continue(run_dir: Path) -> str:
+    """How a run that ended early (stopped, or a write failed) goes on: from its newest
+    checkpoint with --resume (every checkpoint written is kept), or the same command again
+    when it had not started (no config.yaml)."""
+    if not (run_dir / "config.yaml").is_file():
+        return "run the same command again (the run had not started)"
+    return f"continue with: python train.py --out {run_dir} --resume (its checkpoints are kept)"
+
+
 def _setup_logging(run_dir: Path, is_main: bool) -> None:
     logging.basicConfig(level=logging.INFO if is_main else logging.WARNING, format="%(message)s")
     if is_main:

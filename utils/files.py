@@ -12,9 +12,9 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import filelock
 import torch
@@ -34,22 +34,49 @@ FILE_MODE = 0o666 & ~_umask()
 
 
 def atomic_write(path: str | Path, write) -> None:
-    """Call write(temp_path), then rename the temp file onto path (same folder, same disk)."""
+    """Call write(temp_path), then rename the temp file onto path (same folder, same disk).
+
+    A write that fails leaves no file under either name. Raises OSError naming path, never the
+    hidden temp file, when the folder cannot take the file (read-only, no permission, a full
+    disk: errno ENOSPC); write's other errors as they are.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The temp name keeps the suffix: writers such as Pillow's save pick the format by it.
-    fd, temp = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
+    try:
+        # The temp name keeps the suffix: writers such as Pillow's save pick the format by it.
+        fd, temp = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
+    except OSError as error:  # it names the random name it tried
+        raise _naming(error, path) from error
     os.close(fd)
     try:
-        write(temp)
-        os.chmod(temp, FILE_MODE)
-        replace_file(temp, path)
+        with errors_naming(path, temp):
+            write(temp)
+            os.chmod(temp, FILE_MODE)
+            replace_file(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             Path(temp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def errors_naming(path: str | Path, temp: str | None = None) -> Iterator[None]:
+    """An OSError from inside that names no file (a write or a flush on a full disk) or
+    names temp (shutil's copy names it second) is raised as the same kind of OSError naming
+    path, the file the user knows."""
+    try:
+        yield
+    except OSError as error:
+        said_of = {error.filename, error.filename2} - {None}
+        if error.strerror and (not said_of or (temp is not None and temp in said_of)):
+            raise _naming(error, path) from error
+        raise
+
+
+def _naming(error: OSError, path: str | Path) -> OSError:
+    return OSError(error.errno, error.strerror, str(path))
 
 
 # Windows refuses to replace or delete a file that a process holds open (the app's page reading
@@ -99,9 +126,43 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     atomic_write(path, lambda temp: Path(temp).write_bytes(data))
 
 
+def atomic_torch_write(path: str | Path, save: Callable[[BinaryIO], None]) -> None:
+    """save(file), a torch writer (torch.save, torch.jit.save) given an open binary file,
+    through atomic_write: no half file is left, and a failed write raises OSError naming path.
+
+    torch's zip writer reports a write that failed (a full disk) as a RuntimeError ('[enforce
+    fail at inline_container.cc:...] unexpected pos ...'); it is raised as the OSError that
+    made it (errno ENOSPC when torch kept none). Writing through a Python file, not a path,
+    gives that OSError, and keeps torch.jit from aborting the process when the disk is full.
+    """
+
+    def write(temp: str) -> None:
+        try:
+            with open(temp, "wb") as handle:
+                save(handle)
+        except RuntimeError as error:
+            raise _write_failure(error) from error
+
+    atomic_write(path, write)
+
+
+def _write_failure(error: RuntimeError) -> BaseException:
+    """The OSError behind a RuntimeError of torch's zip writer; error itself when it is not
+    a failed write."""
+    cause = error.__cause__ or error.__context__
+    while cause is not None:
+        if isinstance(cause, OSError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    if "inline_container" in str(error) and "unexpected pos" in str(error):  # a short write
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return error
+
+
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save through a temp file."""
-    atomic_write(path, lambda temp: torch.save(obj, temp))
+    """torch.save(obj) to path through a temp file (atomic_torch_write). OSError naming path
+    when it cannot be written (a full disk, a read-only folder); nothing is left behind."""
+    atomic_torch_write(path, lambda handle: torch.save(obj, handle))
 
 
 def load_weights(path: str | Path, setting: str, error: type[Exception]) -> Any:
@@ -206,11 +267,17 @@ def hold_folder(folder: Path, error: type[Exception], job: str) -> Iterator[None
             (folder / LOCK_NAME).unlink()
 
 
-def describe_os_error(error: Exception) -> str:
+# A write that found no room: said with the way on ("free space, then ...").
+NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # EDQUOT: not everywhere
+
+
+def describe_os_error(error: Exception, then: str = "try again") -> str:
     """'PATH: REASON' for an operating-system error (errno's text, no Python decoration);
-    other errors as they are."""
+    other errors as they are. A full disk (or quota) says the way on as well:
+    'PATH: No space left on device: free space, then THEN'."""
     if isinstance(error, OSError) and error.strerror:
-        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+        said = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+        return f"{said}: free space, then {then}" if error.errno in NO_SPACE else said
     return str(error)
 
 
