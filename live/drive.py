@@ -6,9 +6,10 @@ training (dataset/face.py, the person's own crop settings), the retargeting
 (live/retarget.py), the landmark picture, the renderer. A frame without a face repeats the
 last avatar frame and says so; the run never stops on one. Every stage is timed. ``drive``
 runs the loop: every frame of a source through the driver, out to every sink, with the
-preview window's keys (q quit, r recalibrate, s side by side, l landmarks). The loop is
-pipelined: the next frame is prepared (landmarks to landmark picture, ``Driver.prepare``) in a
-worker thread while this one is rendered and written (live/ahead.py).
+preview window's keys (q quit, r recalibrate, s side by side, l landmarks). With a fast
+generator the loop is pipelined: the next frame is prepared (landmarks to landmark picture,
+``Driver.prepare``) in a worker thread while this one is rendered and written
+(live/ahead.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import torch
 
 from dataset.face import crop_face, draw_landmarks, face_box
 from dataset.identity import load_describer
@@ -36,6 +38,14 @@ from models.person_model import PersonModel
 from params.config import Config
 
 STAGES = ("read", "landmarks", "stabilise_crop", "picture", "generate", "write")
+# The loop is pipelined when the generator, given one CPU thread less than the loop has (the
+# other core prepares the next frame), takes less than FAST_GENERATOR_MS per frame. On 2 cores
+# a 256 px student (about 8 ms on one thread) drew as many frames per second that way for half
+# the CPU; a slow generator (256 px G, 200 ms on two threads) is best left all threads, and a
+# frame prepared ahead of it would wait a whole generator call, so it runs one stage after
+# another (bench/RESULTS.md, bench.drive). Timed on the thread count it then keeps: a compiled
+# generator is compiled again for another count.
+FAST_GENERATOR_MS = 15.0
 SAME_PERSON = 0.6  # dlib descriptor distance
 
 
@@ -176,6 +186,18 @@ class Driver:
         self.times.lap("picture")
         return Prepared(frame, crop, picture)
 
+    def generator_ms(self) -> float:
+        """Milliseconds the renderer takes per frame (median of 3 calls after one to warm
+        up) on a landmark picture of the person's own first frame."""
+        picture = draw_landmarks(self.person.landmarks[0], self.settings.size)
+        self.renderer(picture)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            self.renderer(picture)
+            times.append((time.perf_counter() - start) * 1e3)
+        return float(np.median(times))
+
     def render(self, prepared: Prepared) -> Driven:
         """The avatar of a prepared frame; without a face, the last avatar again."""
         if prepared.picture is None:
@@ -229,18 +251,26 @@ def drive(
     window,
     side_by_side: bool,
     on_frame: Callable[[int], None] | None = None,
-    pipelined: bool = True,
+    pipelined: bool | None = None,
 ) -> DriveSummary:
     """Every frame of source through driver into every sink and the window (None: no window;
     window.write(picture, frames per second, face found) returns a key's action or None), until
     the source ends, the window's quit, or Ctrl-C (a stop request); on_frame(frames written so
     far) after each frame. pipelined: the next frame is prepared in a worker thread meanwhile
-    (live/ahead.py); else one stage after another in this thread. Then the sinks are closed and
+    (live/ahead.py), the generator keeping to one CPU thread less; False: one stage after
+    another in this thread; None: pipelined when the generator is fast on one thread less
+    (FAST_GENERATOR_MS, Driver.generator_ms). Then the sinks are closed and
     taken out of the list, a video file getting its name only now; a source that gave no frame
     raises VideoReadError, and a camera that is the virtual camera being sent to raises
     SinkError (VirtualCameraSink.check_not_echoed), both leaving the sinks to the caller (to
     discard), as any error of a stage does."""
     side, landmarks, frames, interrupted = side_by_side, False, 0, False
+    threads = torch.get_num_threads()  # of this thread (OpenMP's setting is per thread)
+    torch.set_num_threads(max(1, threads - 1))  # the generator's, pipelined
+    if pipelined is None:
+        pipelined = driver.generator_ms() < FAST_GENERATOR_MS
+    if not pipelined:
+        torch.set_num_threads(threads)
     start, cpu_start = time.perf_counter(), time.process_time()
     prepared = run_ahead(source, driver.prepare) if pipelined else map(driver.prepare, source)
     try:
@@ -268,6 +298,8 @@ def drive(
                     landmarks ^= action == "landmarks"
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        torch.set_num_threads(threads)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     if frames == 0 and not interrupted:
         raise VideoReadError(f"no frame could be read from {source.name}")

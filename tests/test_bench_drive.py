@@ -10,7 +10,7 @@ from bench.drive import main
 def test_the_benchmark_reports_cpu_per_stage_and_latency(capsys):
     assert main(["--config", "params/tiny.yaml", "--renderers", "fp32", "--frames", "24"]) == 0
     said = capsys.readouterr().out
-    for loop in ("pipelined", "one stage after another"):
+    for loop in ("default loop", "one stage after another"):
         check_rows(said, f"| fp32, {loop} | ")
 
 

@@ -514,3 +514,53 @@ def test_an_error_while_driving_leaves_no_half_video(
     assert drive_main([*command, "--no-window"]) != 0
     assert "error: stage failed" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("generator_ms", [1, 40])
+def test_a_fast_generator_is_pipelined_with_one_thread_less_a_slow_one_is_not(generator_ms):
+    """drive() times the generator on one thread less (Driver.generator_ms): under
+    FAST_GENERATOR_MS the next frame is prepared in a worker thread and the generator keeps to
+    that (the other core prepares); a slow one gets every thread and the stages run one after
+    another (a frame prepared ahead would wait a whole generator call). Afterwards the loop's thread
+    count is what it was."""
+    import threading
+    import time
+
+    import live.drive as drive
+    from dataset.face import CropSettings
+    from dataset.stabilizer import StabilizerSettings
+
+    config = load_config(PARAMS_DIR / "tiny.yaml")
+    still, points = still_frame(face_pictures()["grace_hopper"], 256)
+    settings = CropSettings.from_config(config)
+    person = type("Person", (), {"crop_settings": settings, "landmarks": points[None]})()
+    threads, preparers = [], set()
+
+    def generator(picture):
+        threads.append(torch.get_num_threads())
+        time.sleep(generator_ms / 1e3)
+        return picture
+
+    def prepare(frame):
+        preparers.add(threading.current_thread().name)
+        return type(driver).prepare(driver, frame)
+
+    stabilizer = StabilizerSettings.from_config(config)
+    driver = drive.Driver(person, NoisyStill(points), generator, "absolute", 25.0, stabilizer)
+    driver.prepare = prepare
+    frames = [drive.Frame(still, i, 0.0, i / 25.0) for i in range(12)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        drive.drive(_Frames(frames), driver, [], None, False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    fast = generator_ms < drive.FAST_GENERATOR_MS
+    assert threads[:4] == [1] * 4  # timing the generator on what it keeps, pipelined
+    assert set(threads[4:]) == {1 if fast else 2} and len(threads) == 4 + 12
+    assert preparers == ({"run_ahead"} if fast else {threading.current_thread().name})
+
+
+class _Frames(list):
+    live, name, unreadable = False, "frames", []
