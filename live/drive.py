@@ -18,7 +18,7 @@ import contextlib
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -44,7 +44,8 @@ STAGES = ("read", "landmarks", "stabilise_crop", "picture", "generate", "write")
 # the CPU; a slow generator (256 px G, 200 ms on two threads) is best left all threads, and a
 # frame prepared ahead of it would wait a whole generator call, so it runs one stage after
 # another (bench/RESULTS.md, bench.drive). Timed on the thread count it then keeps: a compiled
-# generator is compiled again for another count.
+# generator is compiled again for another count. (ONNX Runtime keeps the count it was built
+# with.)
 FAST_GENERATOR_MS = 15.0
 SAME_PERSON = 0.6  # dlib descriptor distance
 
@@ -169,9 +170,10 @@ class Driver:
         if points is None:
             size = self.settings.size
             return Prepared(frame, cv2.resize(frame.image, (size, size)), None)
-        if self._recalibrate and self.retargeter is not None:
-            self.retargeter.recalibrate()
-        self._recalibrate = False
+        if self._recalibrate:  # cleared before it is done: a request meanwhile is kept
+            self._recalibrate = False
+            if self.retargeter is not None:
+                self.retargeter.recalibrate()
         if self.retargeter is None:
             self.retarget_mode = resolve_retarget_mode(
                 self.retarget_mode, self.person, frame.image, points
@@ -220,6 +222,29 @@ def compose(driven: Driven, side_by_side: bool, show_landmarks: bool) -> np.ndar
     return avatar
 
 
+_BUDGET_LOCK = threading.Lock()
+_budget = {"drives": 0, "threads": 0}  # drives running; the thread count the first one found
+
+
+@contextlib.contextmanager
+def _thread_budget() -> Iterator[int]:
+    """The CPU thread count a drive starts from, restored in this thread at its end: this
+    thread's, or while other drives run, the count the first of them found. torch's count is
+    also taken over by threads that have not used torch yet, so a drive starting beside
+    another must not take that one's lowered count for its own."""
+    with _BUDGET_LOCK:
+        if _budget["drives"] == 0:
+            _budget["threads"] = torch.get_num_threads()
+        _budget["drives"] += 1
+        threads = _budget["threads"]
+    try:
+        yield threads
+    finally:
+        with _BUDGET_LOCK:
+            _budget["drives"] -= 1
+        torch.set_num_threads(threads)
+
+
 @dataclass
 class DriveSummary:
     frames: int  # frames driven and written
@@ -265,41 +290,42 @@ def drive(
     SinkError (VirtualCameraSink.check_not_echoed), both leaving the sinks to the caller (to
     discard), as any error of a stage does."""
     side, landmarks, frames, interrupted = side_by_side, False, 0, False
-    threads = torch.get_num_threads()  # of this thread (OpenMP's setting is per thread)
-    torch.set_num_threads(max(1, threads - 1))  # the generator's, pipelined
-    if pipelined is None:
-        pipelined = driver.generator_ms() < FAST_GENERATOR_MS
-    if not pipelined:
-        torch.set_num_threads(threads)
     start, cpu_start = time.perf_counter(), time.process_time()
-    prepared = run_ahead(source, driver.prepare) if pipelined else map(driver.prepare, source)
-    try:
-        with contextlib.closing(prepared) if pipelined else contextlib.nullcontext():
-            for ready in prepared:
-                driven = driver.render(ready)
-                picture = compose(driven, side, landmarks)
-                driver.times.start()
-                for sink in sinks:
-                    if source.live and isinstance(sink, VirtualCameraSink):
-                        sink.check_not_echoed(ready.frame.image, source.name)
-                    sink.write(picture, ready.frame.time)
-                driver.times.lap("write")
-                frames += 1
-                if on_frame is not None:
-                    on_frame(frames)
-                if window is not None:
-                    fps = frames / (time.perf_counter() - start)
-                    action = window.write(picture, fps, driven.face)
-                    if action == "quit":
-                        break
-                    if action == "recalibrate":
-                        driver.recalibrate()
-                    side ^= action == "side"
-                    landmarks ^= action == "landmarks"
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        torch.set_num_threads(threads)
+    with _thread_budget() as threads:
+        try:
+            torch.set_num_threads(max(1, threads - 1))  # the generator's, pipelined
+            if pipelined is None:
+                pipelined = driver.generator_ms() < FAST_GENERATOR_MS
+            if not pipelined:
+                torch.set_num_threads(threads)
+            start, cpu_start = time.perf_counter(), time.process_time()
+            prepared = (
+                run_ahead(source, driver.prepare) if pipelined else map(driver.prepare, source)
+            )
+            with contextlib.closing(prepared) if pipelined else contextlib.nullcontext():
+                for ready in prepared:
+                    driven = driver.render(ready)
+                    picture = compose(driven, side, landmarks)
+                    driver.times.start()
+                    for sink in sinks:
+                        if source.live and isinstance(sink, VirtualCameraSink):
+                            sink.check_not_echoed(ready.frame.image, source.name)
+                        sink.write(picture, ready.frame.time)
+                    driver.times.lap("write")
+                    frames += 1
+                    if on_frame is not None:
+                        on_frame(frames)
+                    if window is not None:
+                        fps = frames / (time.perf_counter() - start)
+                        action = window.write(picture, fps, driven.face)
+                        if action == "quit":
+                            break
+                        if action == "recalibrate":
+                            driver.recalibrate()
+                        side ^= action == "side"
+                        landmarks ^= action == "landmarks"
+        except KeyboardInterrupt:
+            interrupted = True
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     if frames == 0 and not interrupted:
         raise VideoReadError(f"no frame could be read from {source.name}")

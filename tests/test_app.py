@@ -6,6 +6,7 @@ face says so in the page."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from pathlib import Path
 
@@ -104,6 +105,14 @@ def test_the_webcam_drives_the_avatar_live_with_its_frame_rate_shown(page):
     assert float(shown.split(" frames/s")[0]) > 0
     page.find_element("id", "live-recalibrate").click()
     assert "recalibrated" in chromium.text_of(page, "live-fps", "recalibrated")
+    page.find_element("id", "live-start").click()  # again: one session, frames counted once
+    chromium.text_of(page, "live-fps", "ms from a camera frame's arrival")
+    time.sleep(3)
+    shown = page.find_element("id", "live-fps").text
+    assert 0 < float(shown.split(" frames/s")[0]) < 40  # the fake camera plays 25 frames/s
+    page.find_element("id", "live-stop").click()
+    chromium.text_of(page, "live-fps", "stopped")
+    assert page.execute_script("return arguments[0].srcObject", video) is None
 
 
 def test_the_person_is_evaluated_on_a_clip_in_the_table_1_layout(page):

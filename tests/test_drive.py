@@ -564,3 +564,34 @@ def test_a_fast_generator_is_pipelined_with_one_thread_less_a_slow_one_is_not(ge
 
 class _Frames(list):
     live, name, unreadable = False, "frames", []
+
+
+def test_overlapping_drives_start_from_the_same_thread_count_and_restore_it():
+    """torch's thread count set in one thread is what threads new to torch start with: a drive
+    starting beside another (two browser tabs, a live session and a video) must not take the
+    first one's lowered count for its own, or the process would be left with fewer threads."""
+    import threading
+
+    import live.drive as drive
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen, after = [], []
+
+    def beside():
+        with drive._thread_budget() as threads:
+            seen.append(threads)
+            torch.set_num_threads(max(1, threads - 1))
+
+    try:
+        with drive._thread_budget() as threads:
+            torch.set_num_threads(max(1, threads - 1))  # the first drive, pipelined
+            other = threading.Thread(target=beside)
+            other.start()
+            other.join()
+        fresh = threading.Thread(target=lambda: after.append(torch.get_num_threads()))
+        fresh.start()
+        fresh.join()
+        assert seen == [2] and after == [2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

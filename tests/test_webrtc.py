@@ -131,3 +131,37 @@ def test_a_given_ice_server_is_used():
 def _no_leftover_sessions():
     yield
     assert not [t for t in threading.enumerate() if t.name == "live session"]
+
+
+def test_an_error_while_driving_is_said_in_the_page_and_ends_the_session():
+    """A generator that fails mid-session: the page gets the error line over the data channel
+    and the server closes the connection (before, the avatar froze with the session open)."""
+
+    async def session() -> tuple[list, LiveSessions]:
+        still, _ = still_frame(face_pictures()["grace_hopper"], 256)
+        driver = a_driver()
+        calls = []
+
+        def failing(picture):
+            calls.append(1)
+            if len(calls) > 8:
+                raise RuntimeError("the generator failed")
+            return picture
+
+        driver.renderer = failing
+        page = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        page.addTrack(StillCamera(np.ascontiguousarray(still[:, :, :3])))
+        channel = page.createDataChannel("controls")
+        said = []
+        channel.on("message", lambda text: said.append(json.loads(text)))
+        await page.setLocalDescription(await page.createOffer())
+        sessions = LiveSessions([])
+        answer = await sessions.answer(page.localDescription.sdp, driver, False)
+        await page.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await until(lambda: any("error" in message for message in said))
+        await until(lambda: sessions.open == 0)
+        await page.close()
+        return said, sessions
+
+    said, _ = asyncio.run(session())
+    assert [m["error"] for m in said if "error" in m] == ["the generator failed"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import gradio as gr
 
@@ -62,7 +63,9 @@ class DriveTab:
             )
         gr.HTML(LIVE_VIEW, elem_id="live-view")
         with gr.Row():
-            live_side = gr.Checkbox(label="driver | landmarks | avatar", value=False)
+            live_side = gr.Checkbox(
+                label="driver | landmarks | avatar", value=False, elem_id="live-side"
+            )
             live_steady = gr.Checkbox(label=STEADY_LABEL, value=True, elem_id="live-steady")
         live_status = gr.Markdown(elem_id="live-status")
         offer = gr.Textbox(visible=False)
@@ -75,7 +78,7 @@ class DriveTab:
             [answer, live_status],
             js=f"async (o, p, s, t) => [await window.talkingHeadsLive.start({ice}), p, s, t]",
         ).then(None, answer, None, js="(a) => window.talkingHeadsLive.answer(a)")
-        stop.click(None, js="() => window.talkingHeadsLive.stop()")
+        stop.click(None, js="() => window.talkingHeadsLive.stop('stopped')")
         recalibrate.click(None, js="() => window.talkingHeadsLive.send({action: 'recalibrate'})")
         live_side.change(None, live_side, js="(v) => window.talkingHeadsLive.send({side: v})")
         live_steady.change(None, live_steady, js="(v) => window.talkingHeadsLive.send({steady: v})")
@@ -118,10 +121,12 @@ class DriveTab:
             return "", ""  # no camera: the page says why
         try:
             driver = await asyncio.to_thread(self._driver, person_value)
-        except USER_ERRORS as error:
+            driver.landmark_filter.enabled = bool(steady)
+            return await self.sessions.answer(offer, driver, bool(side)), ""
+        except Exception as error:  # the page's camera must not stay on without a session
+            if not isinstance(error, USER_ERRORS):
+                logging.getLogger(__name__).exception("the live webcam could not start")
             return "", say_error(error)
-        driver.landmark_filter.enabled = bool(steady)
-        return await self.sessions.answer(offer, driver, bool(side)), ""
 
     def _driver(self, person_value) -> Driver:
         person: PersonModel = self.ctx.person_model(person_value)

@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import logging
 import queue
 import threading
 import time
@@ -35,8 +36,10 @@ from aiortc.mediastreams import MediaStreamError
 from dataset.video import VideoReadError
 from live.drive import Driver, drive
 from live.sources import Frame
+from utils.files import describe_os_error
 
 STATS_EVERY = 0.5  # seconds between the numbers sent to the page
+NOTE_SECONDS = 3.0  # how long a note (recalibrated) stays in the page's line
 LATENCY_FRAMES = 60  # the latency shown is the median over this many frames
 CLOCK = Fraction(1, 90000)  # RTP's video clock
 _END = object()
@@ -128,7 +131,7 @@ class PageControls:
         self.driver, self.avatar, self.side, self._loop = driver, avatar, side_by_side, loop
         self.channel = None  # the data channel, once the page has opened it
         self._actions: collections.deque = collections.deque()
-        self._sent, self._note = 0.0, ""
+        self._sent, self._note, self._noted = 0.0, "", 0.0
 
     def receive(self, message: str) -> None:
         """A control from the page (JSON): {"action": "recalibrate"}, {"side": bool},
@@ -144,9 +147,12 @@ class PageControls:
 
     def write(self, image: np.ndarray, fps: float, face: bool) -> str | None:
         action = self._actions.popleft() if self._actions else None
+        now = time.perf_counter()
         if action == "recalibrate":
             self._note = "recalibrated: the current face is the neutral one"
-        now = time.perf_counter()
+            self._noted = now
+        if now - self._noted > NOTE_SECONDS:
+            self._note = ""
         if self.channel is not None and now - self._sent >= STATS_EVERY:
             self._sent = now
             latencies = 1e3 * np.array(self.avatar.latencies)
@@ -158,6 +164,10 @@ class PageControls:
             }
             self._loop.call_soon_threadsafe(self._send, json.dumps(stats))
         return action
+
+    def say_error(self, text: str) -> None:
+        """An error that ended the session, for the page's line (any thread)."""
+        self._loop.call_soon_threadsafe(self._send, json.dumps({"error": text}))
 
     def _send(self, text: str) -> None:
         if self.channel is not None and self.channel.readyState == "open":
@@ -200,9 +210,13 @@ class LiveSessions:
                 camera.close()
                 await self.close(connection)
 
-        await connection.setRemoteDescription(RTCSessionDescription(offer, "offer"))
-        connection.addTrack(avatar)
-        await connection.setLocalDescription(await connection.createAnswer())
+        try:
+            await connection.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            connection.addTrack(avatar)
+            await connection.setLocalDescription(await connection.createAnswer())
+        except BaseException:
+            await self.close(connection)
+            raise
         threading.Thread(
             target=_drive,
             args=(camera, driver, avatar, controls, side_by_side, loop, self, connection),
@@ -235,7 +249,15 @@ async def _read(track, camera: BrowserCamera) -> None:
 
 
 def _drive(camera, driver, avatar, controls, side_by_side, loop, sessions, connection) -> None:
-    """The command line's loop for one session, until the page's camera ends."""
-    with contextlib.suppress(VideoReadError):  # the page left before its first frame
+    """The command line's loop for one session, until the page's camera ends. An error ends
+    the session and is said in the page (and logged here)."""
+    try:
         drive(camera, driver, [avatar], controls, side_by_side)
-    asyncio.run_coroutine_threadsafe(sessions.close(connection), loop)
+    except VideoReadError:
+        pass  # the page left before its first frame
+    except Exception as error:
+        logging.getLogger(__name__).exception("the live session failed")
+        controls.say_error(describe_os_error(error))
+    finally:
+        camera.close()
+        asyncio.run_coroutine_threadsafe(sessions.close(connection), loop)
