@@ -42,7 +42,7 @@ from dataset.face import CropSettings, crop_face, draw_landmarks
 from dataset.landmarks import detector_from_config, make_detector
 from dataset.stabilizer import StabilizerSettings
 from dataset.synthetic import face_pictures, moving_clip, still_frame, write_video
-from live.drive import FAST_GENERATOR_MS, Driver, drive
+from live.drive import FAST_GENERATOR_MS, STAGES, Driver, drive
 from live.render import OnnxRenderer, TorchRenderer
 from live.sinks import VideoFileSink
 from live.sources import Frame, FrameSource
@@ -240,12 +240,11 @@ def main(argv: list[str] | None = None) -> int:
                 label = f"{kind}, {loop}"
                 rows.append((label, generator_ms, quality, stages, camera))
                 print(label, round(generator_ms, 1), "ms", stages, camera, flush=True)
-    stage_names = ("read", "landmarks", "stabilise_crop", "picture", "generate", "write")
     lines = [
         "| renderer | generator alone | PSNR vs fp32 | "
-        + " | ".join(stage_names)
+        + " | ".join(STAGES)
         + " | CPU per frame | end to end |",
-        "|---" * (len(stage_names) + 5) + "|",
+        "|---" * (len(STAGES) + 5) + "|",
     ]
     camera_lines = [
         "| renderer | latency, median | latency, p95 | CPU per frame | frames out | dropped |",
@@ -255,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = " | ".join(
             f"{stages.get(s, 0):.1f}"
             + (f" ({stages[f'cpu.{s}']:.1f})" if f"cpu.{s}" in stages else "")
-            for s in stage_names
+            for s in STAGES
         )
         shown = "same" if quality == float("inf") else f"{quality:.1f} dB"
         lines.append(

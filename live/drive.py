@@ -37,7 +37,7 @@ from live.sources import Frame
 from models.person_model import PersonModel
 from params.config import Config
 
-STAGES = ("read", "landmarks", "stabilise_crop", "picture", "generate", "write")
+STAGES = ("read", "landmarks", "stabilise_crop", "picture", "generate", "write")  # timed, in order
 # The loop is pipelined when the generator, given one CPU thread less than the loop has (the
 # other core prepares the next frame), takes less than FAST_GENERATOR_MS per frame. On 2 cores
 # a 256 px student (about 8 ms on one thread) drew as many frames per second that way for half
